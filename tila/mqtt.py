@@ -87,6 +87,7 @@ class Connection:
         manual_ack: bool = False,
         on_connect: Callable[[], None] | None = None,
         on_disconnect: Callable[[], None] | None = None,
+        on_publish: Callable[[int], None] | None = None,
         max_inflight: int = 20,
         keepalive: int = 30,
     ) -> None:
@@ -118,6 +119,8 @@ class Connection:
         self.client.on_connect = self._handle_connect
         self.client.on_disconnect = self._handle_disconnect
         self.client.on_message = self._handle_message
+        if on_publish is not None:
+            self.client.on_publish = lambda client, userdata, mid, reason_code, properties: on_publish(mid)
 
     # -- lifecycle
 

@@ -1,0 +1,191 @@
+"""The aggregator's pure core: canonical events in; live state, buckets and a checkpoint out.
+
+Two views of every space are kept:
+
+- the **live** view follows each sensor's newest reading at once, for the lobby and booking tools;
+- the **accounting** view replays events in event-time order once they are older than the
+  lateness window (``lateness`` seconds behind the clock), so events from several gateways that
+  arrive slightly out of order are still accrued in the order they happened. An event older than
+  what has already been accrued is *late*: it is applied at the accrued time and counted.
+
+Everything needed to resume exactly (dedup trackers, both views, the not-yet-accrued events and the
+open buckets) is in :meth:`Aggregator.checkpoint`, which the service commits together with the
+buckets before it acknowledges the messages they came from.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from typing import Any
+
+from ..sensors.events import Battery, LinkQuality, Stamped
+from ..sensors.formats import FORMATS
+from ..sensors.site import Site
+from ..sensors.wire import event_from_dict, event_to_dict
+from .buckets import BUCKET_SECONDS, Bucket, OpenHours
+from .dedup import SeqTracker
+from .state import SensorState, SpaceState, Timeline
+
+CHECKPOINT_VERSION = 1
+#: Events stamped further ahead of the aggregator's clock than this are taken as happening now
+#: (a gateway clock running fast); counted as ``clock_ahead``.
+MAX_AHEAD = 2.0
+#: A sensor's health is republished at most this often when only ``last_seen`` moved.
+SENSOR_REPUBLISH = 60.0
+
+
+def _sensors_of(site: Site, space_id: str) -> dict[str, SensorState]:
+    return {
+        s.id: SensorState(s.id, FORMATS[s.format].heartbeat.total_seconds())
+        for s in site.sensors_of(space_id)
+    }
+
+
+class Aggregator:
+    def __init__(self, site: Site, lateness: float = 10.0) -> None:
+        self.site = site
+        self.lateness = lateness
+        self.hours = OpenHours(site)
+        self.trackers: dict[str, SeqTracker] = {}
+        self.live: dict[str, SpaceState] = {sp.id: SpaceState(sp.id, _sensors_of(site, sp.id)) for sp in site.spaces}
+        self.timelines: dict[str, Timeline] = {
+            sp.id: Timeline(SpaceState(sp.id, _sensors_of(site, sp.id))) for sp in site.spaces
+        }
+        self._pending: list[tuple[float, str, int, Stamped]] = []
+        self.counters: Counter[str] = Counter()
+        self.changed_spaces: set[str] = set()
+        self.changed_sensors: set[str] = set()
+        self._sensor_sent: dict[str, tuple[Any, ...]] = {}
+
+    # ---------------------------------------------------------------------------------- events
+
+    def ingest(self, s: Stamped, now: float) -> str:
+        """Take one stamped event; returns ``applied``, ``duplicate`` or ``quarantined:<reason>``."""
+        sensor = self.site.sensor(s.event.sensor)
+        if sensor is None:
+            self.counters["quarantined_unknown_sensor"] += 1
+            return "quarantined:unknown_sensor"
+        tracker = self.trackers.get(s.gateway)
+        if tracker is None:
+            tracker = self.trackers[s.gateway] = SeqTracker()
+        if not tracker.add(s.seq):
+            self.counters["duplicates"] += 1
+            return "duplicate"
+        self.counters["events"] += 1
+        t = s.event.time.timestamp()
+        if t > now + MAX_AHEAD:
+            self.counters["clock_ahead"] += 1
+            t = now
+        self._apply_live(sensor.space, sensor.id, s, t)
+        heapq.heappush(self._pending, (t, s.gateway, s.seq, s))
+        return "applied"
+
+    def _apply_live(self, space_id: str, sensor_id: str, s: Stamped, t: float) -> None:
+        space = self.live[space_id]
+        st = space.sensors[sensor_id]
+        if st.last_seen is not None and t < st.last_seen:
+            # Older than what the live view already shows: it only matters to the accounting.
+            return
+        st.update(s.event, t)
+        if space.evaluate(max(t, space.since or t)):
+            self.changed_spaces.add(space_id)
+        self._note_sensor(sensor_id, st, force=not isinstance(s.event, (Battery, LinkQuality)))
+
+    def _note_sensor(self, sensor_id: str, st: SensorState, force: bool) -> None:
+        sent = self._sensor_sent.get(sensor_id)
+        key = (st.online, st.battery, st.lqi)
+        if sent is None or sent[:3] != key or (st.last_seen or 0) - sent[3] >= SENSOR_REPUBLISH:
+            self.changed_sensors.add(sensor_id)
+            self._sensor_sent[sensor_id] = (*key, st.last_seen or 0)
+
+    # ------------------------------------------------------------------------------------ time
+
+    def tick(self, now: float) -> None:
+        """Accrue everything older than the lateness window; let silent sensors expire."""
+        watermark = now - self.lateness
+        while self._pending and self._pending[0][0] <= watermark:
+            t, _, _, s = heapq.heappop(self._pending)
+            sensor = self.site.sensor(s.event.sensor)
+            assert sensor is not None  # checked on ingest
+            tl = self.timelines[sensor.space]
+            if tl.accrued is not None and t < tl.accrued:
+                self.counters["late"] += 1
+                t = tl.accrued
+            tl.apply(sensor.id, s.event, t, self.hours)
+        for tl in self.timelines.values():
+            tl.advance(watermark, self.hours)
+        for space in self.live.values():
+            if space.evaluate(now):
+                self.changed_spaces.add(space.id)
+
+    # ---------------------------------------------------------------------------------- output
+
+    def buckets(self) -> list[Bucket]:
+        """Every bucket held in memory: the open ones and those closed since :meth:`forget_closed`."""
+        return [b for tl in self.timelines.values() for b in tl.buckets.values()]
+
+    def forget_closed(self) -> None:
+        """Drop buckets that can no longer change; call once they are committed."""
+        for tl in self.timelines.values():
+            if tl.accrued is not None:
+                for start in [k for k in tl.buckets if k + BUCKET_SECONDS <= tl.accrued]:
+                    del tl.buckets[start]
+
+    def take_changes(self) -> tuple[list[SpaceState], list[SensorState]]:
+        spaces = [self.live[i] for i in sorted(self.changed_spaces)]
+        sensors = []
+        for sid in sorted(self.changed_sensors):
+            sensor = self.site.sensor(sid)
+            if sensor is not None:
+                sensors.append(self.live[sensor.space].sensors[sid])
+        self.changed_spaces.clear()
+        self.changed_sensors.clear()
+        return spaces, sensors
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # ------------------------------------------------------------------------------ checkpoint
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "v": CHECKPOINT_VERSION,
+            "site": self.site.id,
+            "trackers": {g: t.to_dict() for g, t in self.trackers.items()},
+            "live": {k: v.to_dict() for k, v in self.live.items()},
+            "timelines": {
+                k: {
+                    "accrued": tl.accrued,
+                    "space": tl.space.to_dict(),
+                    "buckets": [list(b.as_tuple()[1:]) for b in tl.buckets.values()],
+                }
+                for k, tl in self.timelines.items()
+            },
+            "pending": [[s.gateway, event_to_dict(s)] for _, _, _, s in sorted(self._pending)],
+            "counters": dict(self.counters),
+        }
+
+    def restore(self, doc: dict[str, Any]) -> None:
+        if doc.get("v") != CHECKPOINT_VERSION or doc.get("site") != self.site.id:
+            raise ValueError(
+                f"checkpoint is for site {doc.get('site')!r} version {doc.get('v')!r}, "
+                f"not site {self.site.id!r} version {CHECKPOINT_VERSION}"
+            )
+        self.trackers = {g: SeqTracker.from_dict(d) for g, d in doc["trackers"].items()}
+        for k, d in doc["live"].items():
+            if k in self.live:
+                self.live[k].load(d)
+        for k, d in doc["timelines"].items():
+            tl = self.timelines.get(k)
+            if tl is None:
+                continue  # a space removed from the site file since
+            tl.accrued = d["accrued"]
+            tl.space.load(d["space"])
+            tl.buckets = {row[0]: Bucket(k, *row) for row in d["buckets"]}
+        self._pending = []
+        for gateway, ev in doc["pending"]:
+            s = event_from_dict(gateway, ev)
+            heapq.heappush(self._pending, (s.event.time.timestamp(), s.gateway, s.seq, s))
+        self.counters = Counter(doc.get("counters", {}))

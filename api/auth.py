@@ -1,0 +1,130 @@
+"""Bearer tokens and scopes: ``TILA_TOKENS`` / ``--tokens`` as ``scope:token`` pairs, comma-separated.
+
+Scopes are ``host``, ``analyst`` and ``admin``; ``admin`` implies the other two. Only SHA-256 digests of
+the tokens are kept, every presented token is compared against every configured one in constant time
+(:func:`hmac.compare_digest`, no early exit), and no message, log line or ``repr`` ever shows a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from .deps import CtxDep
+
+SCOPES = ("host", "analyst", "admin")
+#: What each scope grants: admin implies the others (CONTRACT.md, HTTP).
+_GRANTS: dict[str, frozenset[str]] = {
+    "host": frozenset({"host"}),
+    "analyst": frozenset({"analyst"}),
+    "admin": frozenset(SCOPES),
+}
+
+
+class TokenError(ValueError):
+    """A tokens string that cannot be used; the message never contains a token."""
+
+
+@dataclass(slots=True, frozen=True, repr=False)
+class Tokens:
+    """The configured tokens, as (SHA-256 digest, granted scopes) pairs."""
+
+    entries: tuple[tuple[bytes, frozenset[str]], ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str) -> Tokens:
+        """``"host:abc,analyst:def"`` → Tokens; an empty string configures no tokens at all."""
+        grants: dict[bytes, set[str]] = {}
+        items = [x.strip() for x in spec.split(",")] if spec.strip() else []
+        for n, item in enumerate(items, 1):
+            if not item:
+                raise TokenError(f"tokens: item {n} is empty (expected scope:token pairs separated by commas)")
+            scope, sep, token = item.partition(":")
+            scope = scope.strip()
+            if not sep:
+                # No colon: the whole item may be a token, so it is not repeated in the message.
+                raise TokenError(f"tokens: item {n} is not scope:token (scopes: {', '.join(SCOPES)})")
+            if scope not in _GRANTS:
+                raise TokenError(f"tokens: item {n} has unknown scope {scope[:20]!r} (use {', '.join(SCOPES)})")
+            token = token.strip()
+            if not token:
+                raise TokenError(f"tokens: item {n} ({scope}) has an empty token")
+            if any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in token):
+                # An HTTP header carries printable ASCII only, and whitespace would split the header.
+                raise TokenError(f"tokens: item {n} ({scope}) has a token with spaces or non-ASCII characters")
+            grants.setdefault(_digest(token), set()).update(_GRANTS[scope])
+        return cls(tuple((d, frozenset(s)) for d, s in grants.items()))
+
+    def scopes(self, presented: str) -> frozenset[str]:
+        """The scopes a presented token grants (empty if it matches none)."""
+        digest = _digest(presented)
+        granted: set[str] = set()
+        for known, scopes in self.entries:
+            # Every entry is compared, matching or not, so timing tells nothing about which matched.
+            if hmac.compare_digest(digest, known):
+                granted |= scopes
+        return frozenset(granted)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __repr__(self) -> str:
+        return f"Tokens({len(self.entries)} configured)"
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
+# ------------------------------------------------------------------------------------- FastAPI side
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="A token from TILA_TOKENS: host, analyst or admin scope (admin implies the others).",
+)
+
+
+def _unauthorized(detail: str, error: str | None = None) -> HTTPException:
+    challenge = 'Bearer realm="tila"' + (f', error="{error}"' if error else "")
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge})
+
+
+def check(tokens: Tokens, credentials: HTTPAuthorizationCredentials | None, scope: str) -> frozenset[str]:
+    """The scopes granted, or the 401/403 :class:`HTTPException` to answer."""
+    if credentials is None:
+        raise _unauthorized("this needs a bearer token (Authorization: Bearer TOKEN)")
+    granted = tokens.scopes(credentials.credentials)
+    if not granted:
+        raise _unauthorized("unknown token", "invalid_token")
+    if scope not in granted:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {scope} scope")
+    return granted
+
+
+def require(scope: str) -> Callable[..., frozenset[str]]:
+    """A dependency answering 401 without a known token and 403 without ``scope``."""
+    if scope not in _GRANTS:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def dependency(
+        ctx: CtxDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> frozenset[str]:
+        return check(ctx.tokens, credentials, scope)
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+HostDep = Annotated[frozenset[str], Depends(require("host"))]
+AnalystDep = Annotated[frozenset[str], Depends(require("analyst"))]
+AdminDep = Annotated[frozenset[str], Depends(require("admin"))]

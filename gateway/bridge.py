@@ -1,0 +1,292 @@
+"""The gateway: device messages on the local broker → canonical events on the central broker.
+
+Three threads besides paho's two network threads:
+
+- **intake** takes device messages, decodes and stamps them, writes them to the outbox in one
+  transaction per group, and only then acknowledges them on the local broker (QoS 1, persistent
+  session: what arrives while the gateway is down waits in the local broker);
+- **uplink** sends the outbox in order, in batches, QoS 1, a bounded number of batches in flight,
+  and removes events once the central broker has acknowledged their batch; after a reconnect it
+  starts again from the oldest unacknowledged event (the aggregator drops duplicates);
+- **health** publishes the retained health report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .. import __version__
+from ..mqtt import Connection, Message, MqttUrl, topic_matches
+from ..sensors import topics
+from ..sensors.events import Stamped
+from ..sensors.formats import FORMATS, DecodeContext, DecodeError
+from ..sensors.site import Sensor, Site
+from ..sensors.wire import event_to_dict
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class GatewaySettings:
+    site: Site
+    id: str
+    local: MqttUrl
+    central: MqttUrl
+    data_dir: str
+    #: Payloads larger than this are quarantined unread (Zigbee2MQTT messages are < 1 KiB).
+    max_payload: int = 64 * 1024
+    batch_size: int = 200
+    inflight_batches: int = 10
+    health_interval: float = 30.0
+    max_events: int = 2_000_000
+    full_policy: str = "drop-oldest"
+
+
+#: How long intake gathers messages into one outbox transaction (the SD card is written once per
+#: group, not once per message).
+GROUP_SECONDS = 0.02
+GROUP_MAX = 500
+#: The last quarantined messages kept for the health report (topic, reason, detail).
+QUARANTINE_LOG = 50
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.s = settings
+        self.site = settings.site
+        self.outbox = Outbox(f"{settings.data_dir}/outbox.db", settings.max_events, settings.full_policy)
+        self.quarantined: Counter[str] = Counter()
+        self.ignored: Counter[str] = Counter()
+        self.quarantine_log: deque[dict[str, str]] = deque(maxlen=QUARANTINE_LOG)
+        self.forwarded = 0
+        self._inbox: queue.SimpleQueue[tuple[Message, datetime]] = queue.SimpleQueue()
+        self._acked: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._generation = 0
+        self._inflight: dict[int, tuple[int, list[int]]] = {}
+        self._inflight_lock = threading.Lock()
+        self._ignored_filters = [f for fmt in {s.format for s in self.site.sensors} for f in FORMATS[fmt].ignored]
+        sensor_topics = [s.topic for s in self.site.sensors]
+        self.local = Connection(
+            settings.local,
+            f"tila-gw-{settings.id}",
+            persistent=True,
+            manual_ack=True,
+            subscriptions=[(f, 1) for f in topics.device_filters(sensor_topics)],
+            on_message=lambda m: self._inbox.put((m, datetime.now(timezone.utc))),
+        )
+        self.central = Connection(
+            settings.central,
+            f"tila-gw-{settings.id}-up",
+            persistent=True,
+            status=(topics.gateway_status(self.site.id, settings.id), b"online", b"offline"),
+            on_publish=self._on_puback,
+            on_disconnect=self._on_uplink_down,
+            on_connect=self._wake.set,
+            max_inflight=settings.inflight_batches,
+        )
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    def run(self, stop: threading.Event) -> None:
+        self.central.start()
+        self.local.start()
+        intake_stop = threading.Event()
+        threads = [
+            threading.Thread(target=self._intake, args=(intake_stop,), name="gw-intake", daemon=True),
+            threading.Thread(target=self._uplink, args=(stop,), name="gw-uplink", daemon=True),
+            threading.Thread(target=self._health, args=(stop,), name="gw-health", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        stop.wait()
+        # Stop taking device messages, store what was taken, then give the uplink a moment to send.
+        self.local.stop()
+        intake_stop.set()
+        threads[0].join(5)
+        self._wake.set()
+        threads[1].join(3)
+        self._publish_health()
+        self.central.stop()
+        self.outbox.close()
+        log.info("gateway %s stopped; %d events wait in the outbox", self.s.id, self.outbox.depth)
+
+    # ----------------------------------------------------------------------------------- intake
+
+    def _intake(self, stop: threading.Event) -> None:
+        while True:
+            group: list[tuple[Message, datetime]] = []
+            try:
+                group.append(self._inbox.get(timeout=0.2))
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
+            deadline = time.monotonic() + GROUP_SECONDS
+            while len(group) < GROUP_MAX:
+                try:
+                    group.append(self._inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            self._store(group)
+
+    def _store(self, group: list[tuple[Message, datetime]]) -> None:
+        events: list[dict[str, Any]] = []
+        for msg, received in group:
+            events.extend(self.decode(msg.topic, msg.payload, received))
+        if events:
+            while True:
+                try:
+                    self.outbox.append(events)
+                    break
+                except Exception:  # the outbox is the one thing that must not be skipped
+                    log.exception("outbox write failed; retrying in 1 s")
+                    time.sleep(1)
+            self._wake.set()
+        for msg, _ in group:
+            if msg.qos:
+                self.local.ack(msg.mid, msg.qos)
+
+    def route(self, topic: str) -> Sensor | None:
+        sensor = self.site.sensor_by_topic(topic)
+        if sensor is None and "/" in topic:
+            base, _, leaf = topic.rpartition("/")
+            sensor = self.site.sensor_by_topic(base)
+            if sensor is not None and leaf not in FORMATS[sensor.format].subtopics:
+                sensor = None
+        return sensor
+
+    def decode(self, topic: str, payload: bytes, received: datetime) -> list[dict[str, Any]]:
+        """Device message → canonical events (without sequence numbers), or a counted quarantine."""
+        if len(payload) > self.s.max_payload:
+            self._quarantine("oversize", topic, f"{len(payload)} bytes > {self.s.max_payload}")
+            return []
+        sensor = self.route(topic)
+        if sensor is None:
+            if any(topic_matches(f, topic) for f in self._ignored_filters):
+                self.ignored["housekeeping"] += 1
+            else:
+                self._quarantine("unknown_sensor", topic, "no sensor of the site file has this topic")
+            return []
+        ctx = DecodeContext(sensor.id, sensor.topic, received)
+        try:
+            events = FORMATS[sensor.format].decode(topic, payload, ctx)
+        except DecodeError as exc:
+            self._quarantine(exc.reason, topic, str(exc))
+            return []
+        except ValueError as exc:  # an event refused its values (EventError)
+            self._quarantine("bad_value", topic, str(exc))
+            return []
+        if not events:
+            self.ignored["no_reading"] += 1
+        out = []
+        for ev in events:
+            d = event_to_dict(Stamped(self.s.id, 1, received, sensor.space, ev))
+            del d["seq"]  # the outbox assigns it
+            out.append(d)
+        return out
+
+    def _quarantine(self, reason: str, topic: str, detail: str) -> None:
+        self.quarantined[reason] += 1
+        self.quarantine_log.append({"reason": reason, "topic": topic[:200], "detail": detail[:200]})
+        log.warning("quarantined (%s) %s: %s", reason, topic[:120], detail[:200])
+
+    # ----------------------------------------------------------------------------------- uplink
+
+    def _on_puback(self, mid: int) -> None:
+        self._acked.put(mid)
+        self._wake.set()
+
+    def _on_uplink_down(self) -> None:
+        with self._inflight_lock:
+            self._generation += 1
+            self._inflight.clear()
+
+    def _uplink(self, stop: threading.Event) -> None:
+        cursor = 0
+        generation = -1
+        topic = topics.events(self.site.id, self.s.id)
+        while not stop.is_set():
+            self._settle_acks()
+            if not self.central.connected.is_set():
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            with self._inflight_lock:
+                if generation != self._generation:
+                    # (Re)connected: start again from the oldest event not yet acknowledged.
+                    generation, cursor = self._generation, 0
+                busy = len(self._inflight) >= self.s.inflight_batches
+            if busy:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            rows = self.outbox.peek(cursor, self.s.batch_size)
+            if not rows:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            events = []
+            for seq, d in rows:
+                d["seq"] = seq
+                events.append(d)
+            payload = json.dumps({"v": 1, "gateway": self.s.id, "events": events}, separators=(",", ":")).encode()
+            with self._inflight_lock:
+                info = self.central.publish(topic, payload, qos=1)
+                if info.rc == 0:
+                    self._inflight[info.mid] = (generation, [seq for seq, _ in rows])
+                    cursor = rows[-1][0]
+        self._settle_acks()
+
+    def _settle_acks(self) -> None:
+        done: list[int] = []
+        while True:
+            try:
+                mid = self._acked.get_nowait()
+            except queue.Empty:
+                break
+            with self._inflight_lock:
+                entry = self._inflight.pop(mid, None)
+            if entry is not None:
+                done.extend(entry[1])
+        if done:
+            self.outbox.remove(done)
+            self.forwarded += len(done)
+
+    # ----------------------------------------------------------------------------------- health
+
+    def health(self) -> dict[str, Any]:
+        oldest = self.outbox.oldest()
+        age = None
+        if oldest is not None:
+            age = max(0.0, time.time() - datetime.fromisoformat(oldest["received"]).timestamp())
+        return {
+            "gateway": self.s.id,
+            "version": __version__,
+            "time": datetime.now(timezone.utc).isoformat(),
+            "outbox_depth": self.outbox.depth,
+            "oldest_unsent_age_s": age,
+            "forwarded": self.forwarded,
+            "quarantined": dict(self.quarantined),
+            "ignored": dict(self.ignored),
+            "dropped": {"outbox_full": self.outbox.dropped} if self.outbox.dropped else {},
+            "recent_quarantine": list(self.quarantine_log)[-5:],
+        }
+
+    def _publish_health(self) -> None:
+        if self.central.connected.is_set():
+            body = json.dumps(self.health(), separators=(",", ":")).encode()
+            self.central.publish(topics.gateway_health(self.site.id, self.s.id), body, qos=1, retain=True)
+
+    def _health(self, stop: threading.Event) -> None:
+        while not stop.wait(self.s.health_interval if self.central.connected.is_set() else 1.0):
+            self._publish_health()

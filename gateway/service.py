@@ -1,0 +1,58 @@
+"""``tila gateway``: one Raspberry Pi gateway, device messages → canonical events, durably buffered."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+
+from ..cli import UsageError, ident_arg, mqtt_arg, site_arg
+from .bridge import Gateway, GatewaySettings
+from .outbox import POLICIES, OutboxError
+
+log = logging.getLogger(__name__)
+
+HELP = "one gateway: device messages on the local broker → canonical events on the central broker"
+
+
+def _size(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--site", type=site_arg, required=True, help="site file (TOML), or 'bundled'")
+    p.add_argument("--id", type=ident_arg, required=True, help="this gateway's id (in topics and events)")
+    p.add_argument("--local", type=mqtt_arg, required=True, help="local broker URL (devices)")
+    p.add_argument("--central", type=mqtt_arg, required=True, help="central broker URL (uplink)")
+    p.add_argument("--data-dir", required=True, help="directory for the durable outbox")
+    p.add_argument("--max-payload", type=_size, default=64 * 1024, help="largest device payload in bytes")
+    p.add_argument("--max-events", type=_size, default=2_000_000, help="outbox capacity in events")
+    p.add_argument("--full-policy", choices=POLICIES, default="drop-oldest", help="what to do when the outbox is full")
+    p.add_argument("--health-interval", type=float, default=30.0, help="seconds between health reports")
+
+
+def run(args: argparse.Namespace, stop: threading.Event) -> int:
+    settings = GatewaySettings(
+        site=args.site,
+        id=args.id,
+        local=args.local,
+        central=args.central,
+        data_dir=args.data_dir,
+        max_payload=args.max_payload,
+        max_events=args.max_events,
+        full_policy=args.full_policy,
+        health_interval=args.health_interval,
+    )
+    try:
+        gateway = Gateway(settings)
+    except OutboxError as exc:
+        raise UsageError(str(exc)) from exc
+    log.info("gateway %s for site %s: %s → %s", args.id, args.site.id, args.local, args.central)
+    gateway.run(stop)
+    return 0
