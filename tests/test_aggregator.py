@@ -102,15 +102,16 @@ def test_duplicates_are_applied_once() -> None:
 
 def test_out_of_order_within_lateness_is_accrued_in_event_order() -> None:
     s = site()
-    agg = Aggregator(s, lateness=60)
+    agg = Aggregator(s, lateness=600)
     agg.tick(E0)
     a, b = Feed("a"), Feed("b")
     on = a("d1-pir", 100, Presence, True)
     off = b("d1-pir", 400, Presence, False)
-    agg.ingest(off, E0 + 110)
-    # Arrives after the later event; no tick has moved the watermark (now - 60 s) past 100 s yet.
-    agg.ingest(on, E0 + 120)
-    agg.tick(E0 + 3600 + 60)
+    agg.ingest(off, E0 + 401)
+    # Arrives after the later event, while the watermark (now - 600 s) is still before 100 s.
+    agg.tick(E0 + 420)
+    agg.ingest(on, E0 + 420)
+    agg.tick(E0 + 3600 + 600)
     assert totals(agg, s)["d1"]["occupied_seconds"] == 300
     assert agg.counters["late"] == 0
 
