@@ -273,6 +273,7 @@ class Gateway:
             "gateway": self.s.id,
             "version": __version__,
             "time": datetime.now(timezone.utc).isoformat(),
+            "local_connected": self.local.subscribed.is_set(),
             "outbox_depth": self.outbox.depth,
             "oldest_unsent_age_s": age,
             "forwarded": self.forwarded,
@@ -288,5 +289,9 @@ class Gateway:
             self.central.publish(topics.gateway_health(self.site.id, self.s.id), body, qos=1, retain=True)
 
     def _health(self, stop: threading.Event) -> None:
+        # The first report goes out as soon as both sides are up, then one every interval.
+        while not stop.is_set() and not (self.central.connected.is_set() and self.local.subscribed.is_set()):
+            stop.wait(0.05)
+        self._publish_health()
         while not stop.wait(self.s.health_interval if self.central.connected.is_set() else 1.0):
             self._publish_health()

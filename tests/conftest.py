@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+#: The installed console script beside this interpreter (as operators run it).
+_SCRIPT = Path(sys.executable).parent / "tila"
+TILA = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "tila"]
 
 
 def free_port() -> int:
@@ -117,7 +120,7 @@ class Proc:
 
     def start(self) -> Proc:
         self._fh = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tila", *self.args], stdout=self._fh, stderr=subprocess.STDOUT, env=self.env)
+        self.proc = subprocess.Popen([*TILA, *self.args], stdout=self._fh, stderr=subprocess.STDOUT, env=self.env)
         return self
 
     def alive(self) -> bool:

@@ -1,0 +1,163 @@
+"""The ``tila`` command line: one console script, a subcommand per service.
+
+Every option may also come from the environment as ``TILA_<OPTION>`` (``--data-dir`` → ``TILA_DATA_DIR``).
+A bad option, site file or URL ends the command with exit code 2 and one line saying what is wrong.
+SIGTERM and SIGINT set a stop event that each service watches to flush and exit cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+#: Subcommand → (module with ``add_arguments(parser)`` and ``run(args, stop) -> int``, summary).
+#: Only the chosen command's module is imported: the gateway on a Pi never loads the web stack.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("tila.demo", "the whole pipeline in one process, no servers needed"),
+    "gateway": ("tila.gateway.service", "one gateway: device messages on the local broker → canonical events on the central broker"),
+    "aggregator": ("tila.aggregator.service", "canonical events → per-space state and utilisation in the store"),
+    "api": ("tila.api.service", "the HTTP API and the pages"),
+    "sim": ("tila.sim.service", "simulated sensor firmware for every sensor of a site"),
+}
+
+
+class UsageError(Exception):
+    """Bad configuration found after parsing; ends the command with exit 2 and this one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
+        """Options fall back to ``TILA_<OPTION>`` from the environment."""
+        action = super().add_argument(*args, **kwargs)
+        longs = [s for s in action.option_strings if s.startswith("--")]
+        if longs and action.dest != "help":
+            env = "TILA_" + longs[0][2:].upper().replace("-", "_")
+            action.help = f"{action.help or ''} [env {env}]".strip()
+            if env in os.environ:
+                value: Any = os.environ[env]
+                if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):  # noqa: SLF001
+                    value = value.strip().lower() in ("1", "true", "yes", "on")
+                action.default = value
+                action.required = False
+        return action
+
+
+# --------------------------------------------------------------------------- shared argument types
+
+
+def site_arg(value: str) -> Any:
+    """``--site FILE``: a validated site; ``bundled`` (or ``bundled:NAME``) for a site tila ships."""
+    from .sensors.site import SiteError, bundled_site_path, load_site
+
+    path: str | Path = value
+    if value == "bundled" or value.startswith("bundled:"):
+        path = bundled_site_path(value.partition(":")[2] or "work20lab")
+    try:
+        return load_site(path)
+    except SiteError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def mqtt_arg(value: str) -> Any:
+    from .mqtt import MqttUrl, UrlError
+
+    try:
+        return MqttUrl.parse(value)
+    except UrlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def store_arg(value: str) -> Any:
+    from .store import StoreUrlError, parse_store_url
+
+    try:
+        return parse_store_url(value)
+    except StoreUrlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def positive_float(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not f > 0 or f != f or f == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {value!r}")
+    return f
+
+
+def port_arg(value: str) -> int:
+    try:
+        p = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= p <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0–65535, not {p}")
+    return p
+
+
+def ident_arg(value: str) -> str:
+    import re
+
+    if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,63}$", value):
+        raise argparse.ArgumentTypeError(f"must be lower-case letters, digits, '-', '_' or '.', not {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def build_parser(argv: Sequence[str]) -> tuple[Parser, dict[str, Any]]:
+    from . import __version__
+
+    parser = Parser(prog="tila", description="Occupancy of a shared workspace, live and over time.")
+    parser.add_argument("--version", action="version", version=f"tila {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    chosen = next((a for a in argv if a in COMMANDS), None)
+    modules: dict[str, Any] = {}
+    for name, (modname, summary) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary)
+        if name == chosen:
+            module = importlib.import_module(modname)
+            modules[name] = module
+            module.add_arguments(p)
+    return parser, modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, modules = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        logging.getLogger("tila").info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        return int(modules[args.command].run(args, stop) or 0)
+    except UsageError as exc:
+        print(f"tila {args.command}: error: {exc}", file=sys.stderr)
+        return 2

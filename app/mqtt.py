@@ -1,0 +1,221 @@
+"""The one place paho-mqtt is imported: URLs, client construction and connection handling.
+
+Every tila service talks MQTT 3.1.1 (the embedded demo broker speaks nothing newer; Mosquitto does
+both) with paho's VERSION2 callbacks. Subscriptions are made in ``on_connect`` so that a reconnect
+restores them, and a connect that failed never counts as connected.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+log = logging.getLogger(__name__)
+
+
+class UrlError(ValueError):
+    """An MQTT URL that cannot be used."""
+
+
+@dataclass(slots=True, frozen=True)
+class MqttUrl:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, url: str) -> MqttUrl:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise UrlError(f"not an MQTT URL: {url!r} ({exc})") from exc
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise UrlError(f"MQTT URL must start with mqtt:// or mqtts://, not {url!r}")
+        if not parts.hostname:
+            raise UrlError(f"MQTT URL has no host: {url!r}")
+        if parts.path not in ("", "/") or parts.query:
+            raise UrlError(f"MQTT URL takes no path or query: {url!r}")
+        tls = parts.scheme == "mqtts"
+        return cls(
+            host=parts.hostname,
+            port=port or (8883 if tls else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
+
+    def __str__(self) -> str:
+        # Never print the password.
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+Message = paho.MQTTMessage
+topic_matches = paho.topic_matches_sub
+
+
+class Connection:
+    """A paho client with tila's connection habits.
+
+    ``subscriptions`` are (filter, qos) pairs made on every connect; ``on_message`` receives only
+    messages that match them (the embedded demo broker also sends retained messages matching other
+    clients' subscriptions). ``status`` is (topic, online payload, offline payload): the offline one
+    is the retained last will, the online one is published retained after each connect.
+    Callbacks run on paho's network thread and must not block.
+    """
+
+    def __init__(
+        self,
+        url: MqttUrl,
+        client_id: str,
+        *,
+        persistent: bool = False,
+        subscriptions: Iterable[tuple[str, int]] = (),
+        on_message: Callable[[Message], None] | None = None,
+        status: tuple[str, bytes, bytes] | None = None,
+        manual_ack: bool = False,
+        on_connect: Callable[[], None] | None = None,
+        on_disconnect: Callable[[], None] | None = None,
+        on_publish: Callable[[int], None] | None = None,
+        max_inflight: int = 20,
+        keepalive: int = 30,
+    ) -> None:
+        self.url = url
+        self.client_id = client_id
+        self.subscriptions = list(subscriptions)
+        self._on_message = on_message
+        self._on_connect_cb = on_connect
+        self._on_disconnect_cb = on_disconnect
+        self.status = status
+        self.connected = threading.Event()
+        self._unacked: list[paho.MQTTMessageInfo] = []
+        self._unacked_lock = threading.Lock()
+        #: Set once the broker has acknowledged this connection's subscriptions.
+        self.subscribed = threading.Event()
+        self.keepalive = keepalive
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=not persistent,
+            protocol=paho.MQTTv311,
+            manual_ack=manual_ack,
+        )
+        # Reconnect with exponential backoff (paho's own: 1 s doubling to 30 s).
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_inflight_messages_set(max_inflight)
+        if url.username:
+            self.client.username_pw_set(url.username, url.password)
+        if url.tls:
+            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        if status:
+            self.client.will_set(status[0], status[2], qos=1, retain=True)
+        self.client.on_connect = self._handle_connect
+        self.client.on_disconnect = self._handle_disconnect
+        self.client.on_message = self._handle_message
+        self.client.on_subscribe = self._handle_subscribe
+        if on_publish is not None:
+            self.client.on_publish = lambda client, userdata, mid, reason_code, properties: on_publish(mid)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Connect in the background; paho keeps reconnecting until :meth:`stop`."""
+        self.client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def stop(self, publish_offline: bool = True, flush_timeout: float = 2.0) -> None:
+        """Disconnect cleanly after what was published has been acknowledged (up to a timeout).
+
+        The retained status then says ``offline`` (a clean disconnect sends no last will).
+        """
+        if self.status and publish_offline and self.connected.is_set():
+            self.publish(self.status[0], self.status[2], qos=1, retain=True)
+        self.flush(flush_timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    # -- use
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> paho.MQTTMessageInfo:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if qos:
+            with self._unacked_lock:
+                self._unacked.append(info)
+                if len(self._unacked) > 1000:
+                    self._unacked = [i for i in self._unacked if not i.is_published()]
+        return info
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every QoS 1/2 message published so far is acknowledged; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._unacked_lock:
+                self._unacked = [i for i in self._unacked if not i.is_published()]
+                if not self._unacked:
+                    return True
+            if not self.connected.is_set():
+                return False
+            time.sleep(0.01)
+        return False
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.client.ack(mid, qos)
+
+    # -- paho callbacks (network thread)
+
+    def _handle_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT connect to %s refused: %s", self.url, reason_code)
+            return
+        log.info("MQTT connected to %s as %s", self.url, self.client_id)
+        if self.subscriptions:
+            client.subscribe(self.subscriptions)
+        if self.status:
+            client.publish(self.status[0], self.status[1], qos=1, retain=True)
+        self.connected.set()
+        if self._on_connect_cb:
+            self._on_connect_cb()
+
+    def _handle_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("MQTT subscription refused by %s: %s", self.url, failed[0])
+            return
+        self.subscribed.set()
+
+    def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        self.subscribed.clear()
+        if was:
+            level = logging.INFO if reason_code == 0 else logging.WARNING
+            log.log(level, "MQTT disconnected from %s: %s", self.url, reason_code)
+        if self._on_disconnect_cb:
+            self._on_disconnect_cb()
+
+    def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        if not any(topic_matches(f, msg.topic) for f, _ in self.subscriptions):
+            if msg.qos and client._manual_ack:  # noqa: SLF001 - an unwanted message still needs its ack
+                client.ack(msg.mid, msg.qos)
+            return
+        if self._on_message is not None:
+            try:
+                self._on_message(msg)
+            except Exception:  # a bad message must never kill paho's network thread
+                log.exception("handling a message on %s failed", msg.topic[:120])
