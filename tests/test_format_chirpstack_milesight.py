@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tila.mqtt import topic_matches
 from tila.sensors.events import Battery, Count
 from tila.sensors.formats import FORMATS, DecodeContext, DecodeError
@@ -40,13 +39,13 @@ FIXTURES = Path(__file__).parent / "fixtures" / "chirpstack"
 APP = "8c2a3b6e-5d41-4f0a-9e37-0b6c1d2f4a58"
 EUI = "24e124538b223401"
 TOPIC = f"application/{APP}/device/{EUI}/event/up"
-RECEIVED = datetime(2024, 3, 5, 9, 41, tzinfo=timezone.utc)
+RECEIVED = datetime(2024, 3, 5, 9, 41, tzinfo=UTC)
 CTX = DecodeContext(sensor="room-kide-counter", base_topic=TOPIC, received=RECEIVED)
 S = CTX.sensor
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(timezone.utc)
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def fixture(name: str) -> bytes:
@@ -165,7 +164,9 @@ _time = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    obj=st.one_of(_json, st.dictionaries(st.sampled_from(["people_count_all", "battery", "x"]), _json, max_size=3)),
+    obj=st.one_of(
+        _json, st.dictionaries(st.sampled_from(["people_count_all", "battery", "x"]), _json, max_size=3)
+    ),
     when=_time,
     info=st.one_of(_json, st.fixed_dictionaries({"devEui": st.one_of(st.just(EUI), _json)})),
     big=st.integers(min_value=0, max_value=10**400),

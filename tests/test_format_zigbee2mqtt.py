@@ -135,3 +135,19 @@ def test_arbitrary_json_objects_never_escape(doc: dict[str, object]) -> None:
     except DecodeError:
         return
     assert all(e.sensor == "desk-01-pir" for e in events)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"battery":' + b"9" * 400 + b"}",
+        b'{"linkquality":-' + b"9" * 400 + b"}",
+        b'{"occupancy":true,"last_seen":"0001-01-01T00:00:00+01:00"}',
+        b'{"occupancy":true,"last_seen":"9999-12-31T23:59:59-01:00"}',
+        b'{"battery":1e999}',
+    ],
+)
+def test_extreme_values_are_bad_values_not_crashes(payload: bytes) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode(TOPIC, payload, CTX)
+    assert info.value.reason in ("bad_value", "malformed_json")

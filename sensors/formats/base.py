@@ -77,8 +77,9 @@ def number(doc: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
     v = doc[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise DecodeError("wrong_type", f"{key} must be a number, not {type(v).__name__}")
-    if math.isnan(v) or math.isinf(v) or not lo <= v <= hi:
-        raise DecodeError("bad_value", f"{key} out of range: {v!r}")
+    # Compare before any float conversion: a huge JSON integer would overflow math.isnan().
+    if not lo <= v <= hi or (isinstance(v, float) and math.isnan(v)):
+        raise DecodeError("bad_value", f"{key} out of range: {str(v)[:40]}")
     return v
 
 
@@ -100,5 +101,8 @@ def timestamp(value: Any, key: str) -> datetime:
             raise DecodeError("bad_value", f"{key} is not ISO 8601: {value[:40]!r}") from exc
         if t.tzinfo is None or t.utcoffset() is None:
             raise DecodeError("bad_value", f"{key} has no UTC offset: {value[:40]!r}")
-        return t.astimezone(timezone.utc)
+        try:
+            return t.astimezone(timezone.utc)
+        except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
+            raise DecodeError("bad_value", f"{key} out of range: {value[:40]!r}") from exc
     raise DecodeError("wrong_type", f"{key} must be ISO 8601 text or epoch milliseconds")

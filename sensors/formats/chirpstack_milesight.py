@@ -72,9 +72,11 @@ def _check_device(topic: str, doc: dict[str, Any]) -> None:
     if not isinstance(eui, str):
         raise DecodeError("wrong_type", f"deviceInfo.devEui must be a string, not {type(eui).__name__}")
     parts = topic.split("/")
-    if len(parts) == 6 and parts[0] == "application" and parts[2] == "device" and parts[4] == "event":
-        if parts[3].lower() != eui.lower():
-            raise DecodeError("bad_value", f"deviceInfo.devEui {eui[:20]!r} is not the topic's {parts[3][:20]!r}")
+    default_topic = (
+        len(parts) == 6 and parts[0] == "application" and parts[2] == "device" and parts[4] == "event"
+    )
+    if default_topic and parts[3].lower() != eui.lower():
+        raise DecodeError("bad_value", f"deviceInfo.devEui {eui[:20]!r} is not the topic's {parts[3][:20]!r}")
 
 
 def _time(value: Any) -> datetime:
@@ -100,6 +102,7 @@ FORMAT = Format(
         "application/+/device/+/command/#",
     ),
     # The VS121 reports the head count periodically, every 10 minutes by default (Milesight VS121
-    # user guide, LoRaWAN settings: reporting interval), and on every change; twice that.
+    # user guide, LoRaWAN settings: reporting interval; to be re-checked against the current
+    # guide), and on every change; twice that.
     heartbeat=timedelta(minutes=20),
 )
