@@ -19,7 +19,7 @@ import heapq
 from collections import Counter
 from typing import Any
 
-from ..sensors.events import Battery, LinkQuality, Stamped
+from ..sensors.events import Battery, Count, LinkQuality, Presence, Stamped
 from ..sensors.formats import FORMATS
 from ..sensors.site import Site
 from ..sensors.wire import event_from_dict, event_to_dict
@@ -84,8 +84,8 @@ class Aggregator:
     def _apply_live(self, space_id: str, sensor_id: str, s: Stamped, t: float) -> None:
         space = self.live[space_id]
         st = space.sensors[sensor_id]
-        if st.last_seen is not None and t < st.last_seen:
-            # Older than what the live view already shows: it only matters to the accounting.
+        if isinstance(s.event, (Presence, Count)) and st.reading_time is not None and t < st.reading_time:
+            # Older than the reading the live view already shows: it only matters to the accounting.
             return
         st.update(s.event, t)
         if space.evaluate(max(t, space.since or t)):

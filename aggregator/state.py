@@ -27,6 +27,9 @@ class SensorState:
     count: int | None = None
     battery: float | None = None
     lqi: int | None = None
+    #: Event time of the newest presence or count reading (device time where the format has it;
+    #: availability carries the gateway's receipt time, so it is not compared with readings).
+    reading_time: float | None = None
 
     def update(self, event: Event, t: float) -> None:
         if isinstance(event, Availability):
@@ -36,8 +39,10 @@ class SensorState:
             self.online = True
             if isinstance(event, Presence):
                 self.occupied = event.occupied
+                self.reading_time = t
             elif isinstance(event, Count):
                 self.count = event.count
+                self.reading_time = t
             elif isinstance(event, Battery):
                 self.battery = event.percent
             elif isinstance(event, LinkQuality):
@@ -70,10 +75,11 @@ class SensorState:
             "count": self.count,
             "battery": self.battery,
             "lqi": self.lqi,
+            "reading_time": self.reading_time,
         }
 
     def load(self, d: dict[str, Any]) -> None:
-        for k in ("online", "last_seen", "occupied", "count", "battery", "lqi"):
+        for k in ("online", "last_seen", "occupied", "count", "battery", "lqi", "reading_time"):
             setattr(self, k, d.get(k))
 
 

@@ -233,3 +233,17 @@ def test_totals_are_conserved(seed: int) -> None:
     for r in utilisation(s, agg.buckets(), T0, T0 + timedelta(hours=3), ["d1", "d2", "r1"], "15m"):
         assert 0 <= r["occupied_seconds"] <= r["open_seconds"] * r["coverage"] + 0.01
         assert r["coverage"] <= 1 + 1e-9
+
+
+def test_availability_stamped_on_receipt_does_not_hide_an_earlier_device_reading() -> None:
+    # The device publishes availability, then its reading; the gateway stamps availability with
+    # its own receipt time (a few ms later than the reading's device time).
+    s = site()
+    agg = Aggregator(s, lateness=5)
+    f = Feed()
+    agg.ingest(f("d1-pir", 10.005, Availability, True), E0 + 10.005)
+    agg.ingest(f("d1-pir", 10.002, Presence, True), E0 + 10.006)
+    assert agg.live["d1"].state == "occupied"
+    # An older reading arriving after a newer one does not undo it in the live view.
+    agg.ingest(f("d1-pir", 9.0, Presence, False), E0 + 10.1)
+    assert agg.live["d1"].state == "occupied"

@@ -1,0 +1,138 @@
+"""``tila demo``: the whole pipeline in one process, with no servers to install.
+
+An embedded MQTT broker (amqtt), the simulated Work 2.0 Lab, one gateway, the aggregator, the
+embedded SQLite store and the API with its pages, each on a thread of its own, wired exactly as
+the separate commands are: through the broker and the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .cli import UsageError, port_arg, positive_float, site_arg
+
+log = logging.getLogger(__name__)
+
+#: The demo's simulated day starts at this local time on a weekday, so the lab is busy at once.
+DEMO_START = (8, 30)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=port_arg, default=8000, help="HTTP port for the API and pages (0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP address to listen on")
+    p.add_argument("--speed", type=positive_float, default=60.0, help="simulated seconds per real second")
+    p.add_argument("--duration", type=positive_float, default=None, help="stop after S seconds")
+    p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
+    p.add_argument("--site", type=site_arg, default=None, help="site file (default: the bundled Work 2.0 Lab)")
+    p.add_argument("--data-dir", default=None, help="where the store and outbox go (default: a temporary directory)")
+
+
+def demo_start(now: datetime) -> datetime:
+    """Today at 08:30 local if a weekday, else the Friday before: a working morning to simulate."""
+    day = now.date()
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return datetime(day.year, day.month, day.day, *DEMO_START, tzinfo=now.tzinfo)
+
+
+def run(args: argparse.Namespace, stop: threading.Event) -> int:
+    # Imported here: only the demo needs all of them in one process.
+    from .aggregator.service import AggregatorService
+    from .api.app import create_app
+    from .api.auth import Tokens
+    from .api.live import LiveState
+    from .api.service import bind, serve_on, url_of
+    from .gateway.bridge import Gateway, GatewaySettings
+    from .sensors.site import bundled_site_path, load_site
+    from .sim.simulator import Simulator
+    from .store import parse_store_url, open_store
+    from .broker import EmbeddedBroker
+    from .mqtt import MqttUrl
+
+    site = args.site or load_site(bundled_site_path())
+    tmp = None
+    if args.data_dir:
+        data = Path(args.data_dir)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="tila-demo-")
+        data = Path(tmp.name)
+    data.mkdir(parents=True, exist_ok=True)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+
+    broker = EmbeddedBroker()
+    broker.start()
+    url = MqttUrl.parse(broker.url)
+    store = open_store(parse_store_url(f"sqlite:///{data / 'tila.db'}"))
+    tokens_text = ",".join(f"{scope}:{secrets.token_urlsafe(12)}" for scope in ("host", "analyst", "admin"))
+    tokens = Tokens.parse(tokens_text)
+
+    # Threads stop in reverse order of the pipeline: devices first, the API last.
+    stops = {name: threading.Event() for name in ("sim", "gateway", "aggregator", "api")}
+    aggregator = AggregatorService(site, url, store, "demo", lateness=2.0)
+    gateway = Gateway(GatewaySettings(site=site, id="gw-demo", local=url, central=url, data_dir=str(data / "gateway"),
+                                      health_interval=10.0))
+    now = datetime.now(site.tz)
+    simulator = Simulator(site, url, speed=args.speed, seed=args.seed, start=demo_start(now))
+    live = LiveState(site, url)
+    app = create_app(site, live, store, tokens)
+    listening = threading.Event()
+
+    threads = [
+        threading.Thread(target=aggregator.run, args=(stops["aggregator"],), name="aggregator", daemon=True),
+        threading.Thread(target=gateway.run, args=(stops["gateway"],), name="gateway", daemon=True),
+        threading.Thread(target=serve_on, args=(sock, app, stops["api"], lambda port: listening.set()), name="api", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    listening.wait(15)
+    # The simulator starts once the gateway listens, so the first readings are not missed.
+    deadline = time.monotonic() + 10
+    while not gateway.local.subscribed.is_set() and time.monotonic() < deadline and not stop.is_set():
+        time.sleep(0.05)
+    sim_thread = threading.Thread(target=simulator.run, args=(stops["sim"],), name="sim", daemon=True)
+    sim_thread.start()
+
+    base = url_of(sock) if sock.fileno() >= 0 else f"http://{args.host}:{args.port}"
+    scopes = dict(pair.split(":", 1) for pair in tokens_text.split(","))
+    print(
+        f"\ntila demo — {site.name.get('en', site.id)} simulated at {args.speed:g}× from "
+        f"{demo_start(now):%a %H:%M} local time\n\n"
+        f"  lobby screen   {base}/lobby          (?lang=fi, sv or en)\n"
+        f"  hosts' view    {base}/host           (host token)\n"
+        f"  spaces         {base}/v1/spaces\n"
+        f"  live stream    {base}/v1/stream\n"
+        f"  utilisation    {base}/v1/utilisation?from=...&to=...   (analyst token)\n"
+        f"  API reference  {base}/docs\n"
+        f"  MQTT broker    {broker.url}\n"
+        f"  data           {data}\n\n"
+        f"  tokens         host {scopes['host']}\n"
+        f"                 analyst {scopes['analyst']}\n"
+        f"                 admin {scopes['admin']}\n\n"
+        f"  e.g. curl -H 'Authorization: Bearer {scopes['analyst']}' '{base}/v1/utilisation?from="
+        f"{(now - timedelta(hours=1)).isoformat(timespec='seconds')}&to={(now + timedelta(hours=1)).isoformat(timespec='seconds')}'"
+        .replace("+", "%2B") + "\n\n"
+        f"{'Stops after ' + format(args.duration, 'g') + ' s' if args.duration else 'Ctrl-C stops'}.\n",
+        flush=True,
+    )
+    stop.wait(args.duration)
+    log.info("demo stopping")
+    for name, thread in (("sim", sim_thread), ("gateway", threads[1]), ("aggregator", threads[0]), ("api", threads[2])):
+        stops[name].set()
+        thread.join(10)
+        if thread.is_alive():
+            log.warning("%s did not stop within 10 s", name)
+    store.close()
+    broker.stop()
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
