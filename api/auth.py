@@ -11,12 +11,10 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
-from .deps import CtxDep
 
 SCOPES = ("host", "analyst", "admin")
 #: What each scope grants: admin implies the others (CONTRACT.md, HTTP).
@@ -44,20 +42,26 @@ class Tokens:
         items = [x.strip() for x in spec.split(",")] if spec.strip() else []
         for n, item in enumerate(items, 1):
             if not item:
-                raise TokenError(f"tokens: item {n} is empty (expected scope:token pairs separated by commas)")
+                raise TokenError(
+                    f"tokens: item {n} is empty (expected scope:token pairs separated by commas)"
+                )
             scope, sep, token = item.partition(":")
             scope = scope.strip()
             if not sep:
                 # No colon: the whole item may be a token, so it is not repeated in the message.
                 raise TokenError(f"tokens: item {n} is not scope:token (scopes: {', '.join(SCOPES)})")
             if scope not in _GRANTS:
-                raise TokenError(f"tokens: item {n} has unknown scope {scope[:20]!r} (use {', '.join(SCOPES)})")
+                raise TokenError(
+                    f"tokens: item {n} has unknown scope {scope[:20]!r} (use {', '.join(SCOPES)})"
+                )
             token = token.strip()
             if not token:
                 raise TokenError(f"tokens: item {n} ({scope}) has an empty token")
             if any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in token):
                 # An HTTP header carries printable ASCII only, and whitespace would split the header.
-                raise TokenError(f"tokens: item {n} ({scope}) has a token with spaces or non-ASCII characters")
+                raise TokenError(
+                    f"tokens: item {n} ({scope}) has a token with spaces or non-ASCII characters"
+                )
             grants.setdefault(_digest(token), set()).update(_GRANTS[scope])
         return cls(tuple((d, frozenset(s)) for d, s in grants.items()))
 
@@ -87,7 +91,7 @@ def _digest(token: str) -> bytes:
 
 # ------------------------------------------------------------------------------------- FastAPI side
 
-_bearer = HTTPBearer(
+bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
     description="A token from TILA_TOKENS: host, analyst or admin scope (admin implies the others).",
@@ -117,13 +121,27 @@ def require(scope: str) -> Callable[..., frozenset[str]]:
         raise ValueError(f"unknown scope {scope!r}")
 
     def dependency(
-        ctx: CtxDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> frozenset[str]:
-        return check(ctx.tokens, credentials, scope)
+        # The tokens live in the app's context (api/context.py), reached through the request so that
+        # this module stays free of the rest of the API.
+        return check(request.app.state.tila.tokens, credentials, scope)
 
     dependency.__name__ = f"require_{scope}"
     return dependency
 
+
+#: For ``responses=`` on protected routes, so the OpenAPI description lists 401 and 403.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "no token, or an unknown one",
+        "content": {"application/json": {"example": {"detail": "unknown token"}}},
+    },
+    403: {
+        "description": "the token lacks the scope",
+        "content": {"application/json": {"example": {"detail": "this needs the host scope"}}},
+    },
+}
 
 HostDep = Annotated[frozenset[str], Depends(require("host"))]
 AnalystDep = Annotated[frozenset[str], Depends(require("analyst"))]

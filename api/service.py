@@ -1,0 +1,201 @@
+"""``tila api``: the HTTP API and the pages, as a command and as pieces ``tila demo`` can reuse.
+
+- :func:`create_app` (api/app.py) builds the app;
+- :func:`bind` opens the listening socket (port 0 = any free port; the actual port is then known);
+- :func:`serve` runs uvicorn on that socket in the calling thread (its own asyncio loop) until
+  ``stop`` is set; :func:`serve_socket` is the same as a coroutine, for a caller with its own loop.
+
+uvicorn installs no signal handlers here: tila's command line sets SIGTERM/SIGINT to set ``stop``.
+When ``stop`` is set, open event streams are ended first and then uvicorn shuts down, so the whole
+server is gone within about a second (2 s at most, uvicorn's graceful-shutdown timeout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from ..cli import UsageError, mqtt_arg, port_arg, site_arg, store_arg
+from ..store import StoreError, open_store
+from .app import close_streams, create_app
+from .auth import TokenError, Tokens
+from .live import LiveState
+
+log = logging.getLogger(__name__)
+
+HELP = "the HTTP API and the pages (lobby screen, hosts' view)"
+#: Seconds uvicorn waits for open requests after ``stop`` before cancelling them; the streams have
+#: been ended already, so only a slow utilisation query could still be running.
+GRACEFUL_SECONDS = 2
+
+
+def tokens_arg(value: str) -> Tokens:
+    """``--tokens``: ``scope:token`` pairs separated by commas. The error never repeats a token."""
+    try:
+        return Tokens.parse(value)
+    except TokenError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--site", type=site_arg, required=True, help="site file (TOML), or 'bundled'")
+    parser.add_argument("--mqtt", type=mqtt_arg, required=True, help="central broker, mqtt://host:port")
+    parser.add_argument("--store", type=store_arg, required=True, help="store URL, sqlite:///PATH")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=port_arg, default=8000, help="port to listen on (default 8000; 0 = any free port)"
+    )
+    parser.add_argument(
+        "--tokens",
+        type=tokens_arg,
+        default="",
+        help="scope:token pairs separated by commas; scopes host, analyst, admin (admin implies the others)",
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
+
+
+def run(args: argparse.Namespace, stop: threading.Event) -> int:
+    tokens = args.tokens if isinstance(args.tokens, Tokens) else tokens_arg(args.tokens)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+    try:
+        store = open_store(args.store)
+    except StoreError as exc:
+        sock.close()
+        raise UsageError(str(exc)) from exc
+    try:
+        live = LiveState(args.site, args.mqtt)
+        app = create_app(args.site, live, store, tokens)
+        serve_on(sock, app, stop, access_log=args.access_log)
+    finally:
+        store.close()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ serve
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: the system picks a free one)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers, stopping when ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        app: FastAPI,
+        stop: threading.Event,
+        on_listening: Callable[[int], None] | None,
+        port: int,
+    ) -> None:
+        super().__init__(config)
+        self._app = app
+        self._stop = stop
+        self._on_listening = on_listening
+        self._port = port
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # tila's command line owns SIGTERM/SIGINT (they set ``stop``); uvicorn 0.54 would otherwise
+        # replace them from the main thread and re-raise them after shutdown.
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            base = url_of(sockets[0]) if sockets else f"http://127.0.0.1:{self._port}"
+            log.info("API listening on %s (lobby %s/lobby, API description %s/docs)", base, base, base)
+            if self._on_listening is not None:
+                self._on_listening(self._port)
+
+    async def on_tick(self, counter: int) -> bool:
+        # uvicorn ticks every 0.1 s: that is how quickly ``stop`` is noticed.
+        if self._stop.is_set() and not self.should_exit:
+            close_streams(self._app)  # streams would otherwise hold shutdown until the timeout
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+async def serve_socket(
+    app: FastAPI,
+    sock: socket.socket,
+    stop: threading.Event,
+    on_listening: Callable[[int], None] | None = None,
+    *,
+    access_log: bool = False,
+) -> None:
+    """Serve ``app`` on a bound, listening socket until ``stop`` is set (coroutine form)."""
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # tila's logging (basicConfig in tila.cli) handles uvicorn's loggers too
+        access_log=access_log,
+        lifespan="on",
+        ws="none",
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+    server = _Server(config, app, stop, on_listening, port)
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:  # uvicorn exits the process when the app's startup fails
+        raise RuntimeError(f"the API did not start (lifespan startup failed, exit {exc.code})") from None
+    finally:
+        sock.close()
+    log.info("API stopped")
+
+
+def serve_on(
+    sock: socket.socket,
+    app: FastAPI,
+    stop: threading.Event,
+    on_listening: Callable[[int], None] | None = None,
+    *,
+    access_log: bool = False,
+) -> None:
+    asyncio.run(serve_socket(app, sock, stop, on_listening, access_log=access_log))
+
+
+def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    stop: threading.Event,
+    on_listening: Callable[[int], None] | None = None,
+    **kwargs: Any,
+) -> None:
+    """Bind host:port (0 = any free port), then serve ``app`` in this thread until ``stop`` is set.
+
+    ``on_listening(actual_port)`` is called once the server accepts connections. Blocks; run it in
+    a thread of its own to serve beside other work (``tila demo`` does).
+    """
+    serve_on(bind(host, port), app, stop, on_listening, **kwargs)
