@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..sensors.site import Site
 
@@ -48,8 +48,8 @@ class OpenHours:
     def spans(self, start: int) -> tuple[tuple[float, float], ...]:
         spans = self._cache.get(start)
         if spans is None:
-            a = datetime.fromtimestamp(start, timezone.utc)
-            b = datetime.fromtimestamp(start + BUCKET_SECONDS, timezone.utc)
+            a = datetime.fromtimestamp(start, UTC)
+            b = datetime.fromtimestamp(start + BUCKET_SECONDS, UTC)
             spans = tuple((x.timestamp(), y.timestamp()) for x, y in self.site.open_intervals(a, b))
             self._cache[start] = spans
             if len(self._cache) > self._size:
@@ -93,6 +93,5 @@ def accrue(
             if state == "occupied":
                 bucket.occupied_s += open_s
                 bucket.count_s += open_s * count
-                if count > bucket.peak:
-                    bucket.peak = count
+                bucket.peak = max(bucket.peak, count)
         t = end

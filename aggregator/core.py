@@ -48,7 +48,9 @@ class Aggregator:
         self.lateness = lateness
         self.hours = OpenHours(site)
         self.trackers: dict[str, SeqTracker] = {}
-        self.live: dict[str, SpaceState] = {sp.id: SpaceState(sp.id, _sensors_of(site, sp.id)) for sp in site.spaces}
+        self.live: dict[str, SpaceState] = {
+            sp.id: SpaceState(sp.id, _sensors_of(site, sp.id)) for sp in site.spaces
+        }
         self.timelines: dict[str, Timeline] = {
             sp.id: Timeline(SpaceState(sp.id, _sensors_of(site, sp.id))) for sp in site.spaces
         }

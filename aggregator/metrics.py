@@ -91,10 +91,10 @@ def utilisation(
     for bk in buckets:
         if bk.space not in wanted or not a <= bk.start < b:
             continue
-        key = (bk.space, slot_group[bk.start])
-        x = acc.get(key)
+        group = (bk.space, slot_group[bk.start])
+        x = acc.get(group)
         if x is None:
-            x = acc[key] = _Acc()
+            x = acc[group] = _Acc()
         x.occupied_s += bk.occupied_s
         x.covered_s += bk.covered_s
         x.count_s += bk.count_s
@@ -108,12 +108,21 @@ def utilisation(
             x = acc.get((space_id, key)) or _Acc()
             if open_s <= 0 and x.occupied_s <= 0:
                 continue
-            rows.append(row(space_id, key, open_s, x.occupied_s, x.covered_s, x.count_s, x.peak, space.capacity))
+            rows.append(
+                row(space_id, key, open_s, x.occupied_s, x.covered_s, x.count_s, x.peak, space.capacity)
+            )
     return rows
 
 
 def row(
-    space: str, start: datetime, open_s: float, occupied_s: float, covered_s: float, count_s: float, peak: int, capacity: int
+    space: str,
+    start: datetime,
+    open_s: float,
+    occupied_s: float,
+    covered_s: float,
+    count_s: float,
+    peak: int,
+    capacity: int,
 ) -> dict[str, Any]:
     frequency = occupied_s / open_s if open_s > 0 else None
     mean_count = count_s / occupied_s if occupied_s > 0 else None

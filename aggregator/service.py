@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..cli import UsageError, mqtt_arg, positive_float, site_arg, store_arg
 from ..mqtt import Connection, Message, MqttUrl
@@ -41,13 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", type=store_arg, required=True, help="store URL, sqlite:///PATH")
     p.add_argument("--id", default="1", help="aggregator instance id (client id suffix)")
     p.add_argument(
-        "--lateness", type=positive_float, default=10.0,
+        "--lateness",
+        type=positive_float,
+        default=10.0,
         help="seconds events may arrive out of order before they count as late",
     )
 
 
 def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat()
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
 def space_payload(sp: SpaceState) -> bytes:
@@ -61,7 +63,9 @@ def sensor_payload(st: SensorState) -> bytes:
 
 
 class AggregatorService:
-    def __init__(self, site: Site, mqtt: MqttUrl, store: Store, instance: str = "1", lateness: float = 10.0) -> None:
+    def __init__(
+        self, site: Site, mqtt: MqttUrl, store: Store, instance: str = "1", lateness: float = 10.0
+    ) -> None:
         self.site = site
         self.store = store
         self.core = Aggregator(site, lateness)
@@ -71,7 +75,11 @@ class AggregatorService:
                 self.core.restore(doc)
             except (ValueError, KeyError, TypeError) as exc:
                 raise UsageError(f"the store holds a checkpoint this aggregator cannot use: {exc}") from exc
-            log.info("resumed from checkpoint: %d gateways, %d pending events", len(self.core.trackers), self.core.pending)
+            log.info(
+                "resumed from checkpoint: %d gateways, %d pending events",
+                len(self.core.trackers),
+                self.core.pending,
+            )
         self._inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.conn = Connection(
             mqtt,
@@ -155,7 +163,9 @@ class AggregatorService:
         for sp in spaces:
             self.conn.publish(topics.space_state(self.site.id, sp.id), space_payload(sp), qos=1, retain=True)
         for st in sensors:
-            self.conn.publish(topics.sensor_state(self.site.id, st.id), sensor_payload(st), qos=1, retain=True)
+            self.conn.publish(
+                topics.sensor_state(self.site.id, st.id), sensor_payload(st), qos=1, retain=True
+            )
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:

@@ -37,7 +37,7 @@ MAX_PAYLOAD = 64 * 1024
 #: stale. paho retries after 1 s, then 2, 4, 8 (tila.mqtt: 1 s doubling), so a broker restart or a
 #: network blip reconnects (and the retained states come back) well within it.
 STALE_AFTER_DISCONNECT = 20.0
-#: Malformed messages logged in full (truncated) before only every 100th is.
+#: MalformedError messages logged in full (truncated) before only every 100th is.
 _LOG_FIRST = 10
 _LOG_TRUNCATE = 120
 
@@ -63,7 +63,7 @@ class GatewayLive:
     health: dict[str, Any] | None = None
 
 
-class Malformed(ValueError):
+class MalformedError(ValueError):
     """A payload that does not fit its topic; the message names what is wrong."""
 
 
@@ -138,7 +138,7 @@ class LiveState:
     def handle(self, topic: str, payload: bytes) -> str | None:
         """Apply one MQTT message; the id of the space whose public state changed, else None.
 
-        Malformed payloads and unknown ids are logged (truncated) and counted, never raised.
+        MalformedError payloads and unknown ids are logged (truncated) and counted, never raised.
         """
         parsed = topics.parse(topic)
         if parsed is None or parsed[0] != self.site.id:
@@ -157,7 +157,7 @@ class LiveState:
         self.received[key] += 1
         try:
             if len(payload) > MAX_PAYLOAD:
-                raise Malformed(f"payload of {len(payload)} bytes (at most {MAX_PAYLOAD})")
+                raise MalformedError(f"payload of {len(payload)} bytes (at most {MAX_PAYLOAD})")
             if key == "space":
                 if self.site.space(ident) is None:
                     self._count_unknown(key, topic, f"unknown space {ident[:64]!r}")
@@ -179,7 +179,7 @@ class LiveState:
             else:
                 self._gateways[ident] = GatewayLive(old.status, parse_gateway_health(payload))
             return None
-        except Malformed as exc:
+        except MalformedError as exc:
             self.malformed[key] += 1
             n = self.malformed.total()
             if n <= _LOG_FIRST or n % 100 == 0:
@@ -303,9 +303,9 @@ def _json_object(payload: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(payload, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Malformed("not JSON") from exc
+        raise MalformedError("not JSON") from exc
     if not isinstance(doc, dict):
-        raise Malformed("not a JSON object")
+        raise MalformedError("not a JSON object")
     return doc
 
 
@@ -313,13 +313,13 @@ def _time(value: Any, key: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise Malformed(f"{key} must be an ISO 8601 time")
+        raise MalformedError(f"{key} must be an ISO 8601 time")
     try:
         t = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise Malformed(f"{key} is not an ISO 8601 time") from exc
+        raise MalformedError(f"{key} is not an ISO 8601 time") from exc
     if t.tzinfo is None or t.utcoffset() is None:
-        raise Malformed(f"{key} has no UTC offset")
+        raise MalformedError(f"{key} has no UTC offset")
     return t
 
 
@@ -330,10 +330,10 @@ def parse_space_state(payload: bytes) -> SpaceLive:
     doc = _json_object(payload)
     state = doc.get("state")
     if state not in STATES:
-        raise Malformed(f"state must be one of {', '.join(STATES)}")
+        raise MalformedError(f"state must be one of {', '.join(STATES)}")
     count = doc.get("count", 0)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise Malformed("count must be a non-negative integer")
+        raise MalformedError("count must be a non-negative integer")
     return SpaceLive(state, count, _time(doc.get("since"), "since"))
 
 
@@ -344,17 +344,17 @@ def parse_sensor_state(payload: bytes) -> SensorLive:
     doc = _json_object(payload)
     online = doc.get("online")
     if online is not None and not isinstance(online, bool):
-        raise Malformed("online must be true, false or null")
+        raise MalformedError("online must be true, false or null")
     battery = doc.get("battery")
     if battery is not None:
         if isinstance(battery, bool) or not isinstance(battery, (int, float)) or not math.isfinite(battery):
-            raise Malformed("battery must be a number or null")
+            raise MalformedError("battery must be a number or null")
         if not 0 <= battery <= 100:
-            raise Malformed("battery must be 0–100")
+            raise MalformedError("battery must be 0–100")
         battery = float(battery)
     lqi = doc.get("linkquality")
     if lqi is not None and (isinstance(lqi, bool) or not isinstance(lqi, int) or not 0 <= lqi <= 255):
-        raise Malformed("linkquality must be an integer 0–255 or null")
+        raise MalformedError("linkquality must be an integer 0–255 or null")
     return SensorLive(online, battery, lqi, _time(doc.get("last_seen"), "last_seen"))
 
 
@@ -363,11 +363,11 @@ def parse_gateway_status(payload: bytes) -> str | None:
     try:
         text = payload.decode("utf-8").strip().lower()
     except UnicodeDecodeError as exc:
-        raise Malformed("not UTF-8 text") from exc
+        raise MalformedError("not UTF-8 text") from exc
     if not text:
         return None
     if text not in ("online", "offline"):
-        raise Malformed("status must be online or offline")
+        raise MalformedError("status must be online or offline")
     return text
 
 

@@ -22,8 +22,14 @@ from typing import Any, NoReturn
 #: Only the chosen command's module is imported: the gateway on a Pi never loads the web stack.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("tila.demo", "the whole pipeline in one process, no servers needed"),
-    "gateway": ("tila.gateway.service", "one gateway: device messages on the local broker → canonical events on the central broker"),
-    "aggregator": ("tila.aggregator.service", "canonical events → per-space state and utilisation in the store"),
+    "gateway": (
+        "tila.gateway.service",
+        "one gateway: device messages on the local broker → canonical events on the central broker",
+    ),
+    "aggregator": (
+        "tila.aggregator.service",
+        "canonical events → per-space state and utilisation in the store",
+    ),
     "api": ("tila.api.service", "the HTTP API and the pages"),
     "sim": ("tila.sim.service", "simulated sensor firmware for every sensor of a site"),
 }
@@ -46,7 +52,7 @@ class Parser(argparse.ArgumentParser):
             action.help = f"{action.help or ''} [env {env}]".strip()
             if env in os.environ:
                 value: Any = os.environ[env]
-                if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):  # noqa: SLF001
+                if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
                     value = value.strip().lower() in ("1", "true", "yes", "on")
                 action.default = value
                 action.required = False
@@ -111,7 +117,9 @@ def ident_arg(value: str) -> str:
     import re
 
     if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,63}$", value):
-        raise argparse.ArgumentTypeError(f"must be lower-case letters, digits, '-', '_' or '.', not {value!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be lower-case letters, digits, '-', '_' or '.', not {value!r}"
+        )
     return value
 
 
@@ -123,7 +131,9 @@ def build_parser(argv: Sequence[str]) -> tuple[Parser, dict[str, Any]]:
 
     parser = Parser(prog="tila", description="Occupancy of a shared workspace, live and over time.")
     parser.add_argument("--version", action="version", version=f"tila {__version__}")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="logging level"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     chosen = next((a for a in argv if a in COMMANDS), None)
     modules: dict[str, Any] = {}

@@ -25,13 +25,19 @@ DEMO_START = (8, 30)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=port_arg, default=8000, help="HTTP port for the API and pages (0: any free port)")
+    p.add_argument(
+        "--port", type=port_arg, default=8000, help="HTTP port for the API and pages (0: any free port)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="HTTP address to listen on")
     p.add_argument("--speed", type=positive_float, default=60.0, help="simulated seconds per real second")
     p.add_argument("--duration", type=positive_float, default=None, help="stop after S seconds")
     p.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
-    p.add_argument("--site", type=site_arg, default=None, help="site file (default: the bundled Work 2.0 Lab)")
-    p.add_argument("--data-dir", default=None, help="where the store and outbox go (default: a temporary directory)")
+    p.add_argument(
+        "--site", type=site_arg, default=None, help="site file (default: the bundled Work 2.0 Lab)"
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="where the store and outbox go (default: a temporary directory)"
+    )
 
 
 def demo_start(now: datetime) -> datetime:
@@ -49,12 +55,12 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     from .api.auth import Tokens
     from .api.live import LiveState
     from .api.service import bind, serve_on, url_of
+    from .broker import EmbeddedBroker
     from .gateway.bridge import Gateway, GatewaySettings
+    from .mqtt import MqttUrl
     from .sensors.site import bundled_site_path, load_site
     from .sim.simulator import Simulator
-    from .store import parse_store_url, open_store
-    from .broker import EmbeddedBroker
-    from .mqtt import MqttUrl
+    from .store import open_store, parse_store_url
 
     site = args.site or load_site(bundled_site_path())
     tmp = None
@@ -79,8 +85,16 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     # Threads stop in reverse order of the pipeline: devices first, the API last.
     stops = {name: threading.Event() for name in ("sim", "gateway", "aggregator", "api")}
     aggregator = AggregatorService(site, url, store, "demo", lateness=2.0)
-    gateway = Gateway(GatewaySettings(site=site, id="gw-demo", local=url, central=url, data_dir=str(data / "gateway"),
-                                      health_interval=10.0))
+    gateway = Gateway(
+        GatewaySettings(
+            site=site,
+            id="gw-demo",
+            local=url,
+            central=url,
+            data_dir=str(data / "gateway"),
+            health_interval=10.0,
+        )
+    )
     now = datetime.now(site.tz)
     simulator = Simulator(site, url, speed=args.speed, seed=args.seed, start=demo_start(now))
     live = LiveState(site, url)
@@ -90,7 +104,12 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     threads = [
         threading.Thread(target=aggregator.run, args=(stops["aggregator"],), name="aggregator", daemon=True),
         threading.Thread(target=gateway.run, args=(stops["gateway"],), name="gateway", daemon=True),
-        threading.Thread(target=serve_on, args=(sock, app, stops["api"], lambda port: listening.set()), name="api", daemon=True),
+        threading.Thread(
+            target=serve_on,
+            args=(sock, app, stops["api"], lambda port: listening.set()),
+            name="api",
+            daemon=True,
+        ),
     ]
     for t in threads:
         t.start()
@@ -119,14 +138,21 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         f"                 analyst {scopes['analyst']}\n"
         f"                 admin {scopes['admin']}\n\n"
         f"  e.g. curl -H 'Authorization: Bearer {scopes['analyst']}' '{base}/v1/utilisation?from="
-        f"{(now - timedelta(hours=1)).isoformat(timespec='seconds')}&to={(now + timedelta(hours=1)).isoformat(timespec='seconds')}'"
-        .replace("+", "%2B") + "\n\n"
+        f"{(now - timedelta(hours=1)).isoformat(timespec='seconds')}&to={(now + timedelta(hours=1)).isoformat(timespec='seconds')}'".replace(
+            "+", "%2B"
+        )
+        + "\n\n"
         f"{'Stops after ' + format(args.duration, 'g') + ' s' if args.duration else 'Ctrl-C stops'}.\n",
         flush=True,
     )
     stop.wait(args.duration)
     log.info("demo stopping")
-    for name, thread in (("sim", sim_thread), ("gateway", threads[1]), ("aggregator", threads[0]), ("api", threads[2])):
+    for name, thread in (
+        ("sim", sim_thread),
+        ("gateway", threads[1]),
+        ("aggregator", threads[0]),
+        ("api", threads[2]),
+    ):
         stops[name].set()
         thread.join(10)
         if thread.is_alive():

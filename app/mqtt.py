@@ -179,7 +179,9 @@ class Connection:
 
     # -- paho callbacks (network thread)
 
-    def _handle_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         if reason_code.is_failure:
             log.warning("MQTT connect to %s refused: %s", self.url, reason_code)
             return
@@ -192,14 +194,18 @@ class Connection:
         if self._on_connect_cb:
             self._on_connect_cb()
 
-    def _handle_subscribe(self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
             log.error("MQTT subscription refused by %s: %s", self.url, failed[0])
             return
         self.subscribed.set()
 
-    def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()
@@ -211,7 +217,7 @@ class Connection:
 
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if not any(topic_matches(f, msg.topic) for f, _ in self.subscriptions):
-            if msg.qos and client._manual_ack:  # noqa: SLF001 - an unwanted message still needs its ack
+            if msg.qos and client._manual_ack:
                 client.ack(msg.mid, msg.qos)
             return
         if self._on_message is not None:

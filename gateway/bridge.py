@@ -20,7 +20,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import __version__
@@ -74,7 +74,9 @@ class Gateway:
         self._generation = 0
         self._inflight: dict[int, tuple[int, list[int]]] = {}
         self._inflight_lock = threading.Lock()
-        self._ignored_filters = [f for fmt in {s.format for s in self.site.sensors} for f in FORMATS[fmt].ignored]
+        self._ignored_filters = [
+            f for fmt in {s.format for s in self.site.sensors} for f in FORMATS[fmt].ignored
+        ]
         sensor_topics = [s.topic for s in self.site.sensors]
         self.local = Connection(
             settings.local,
@@ -82,7 +84,7 @@ class Gateway:
             persistent=True,
             manual_ack=True,
             subscriptions=[(f, 1) for f in topics.device_filters(sensor_topics)],
-            on_message=lambda m: self._inbox.put((m, datetime.now(timezone.utc))),
+            on_message=lambda m: self._inbox.put((m, datetime.now(UTC))),
         )
         self.central = Connection(
             settings.central,
@@ -239,7 +241,9 @@ class Gateway:
             for seq, d in rows:
                 d["seq"] = seq
                 events.append(d)
-            payload = json.dumps({"v": 1, "gateway": self.s.id, "events": events}, separators=(",", ":")).encode()
+            payload = json.dumps(
+                {"v": 1, "gateway": self.s.id, "events": events}, separators=(",", ":")
+            ).encode()
             with self._inflight_lock:
                 info = self.central.publish(topic, payload, qos=1)
                 if info.rc == 0:
@@ -272,7 +276,7 @@ class Gateway:
         return {
             "gateway": self.s.id,
             "version": __version__,
-            "time": datetime.now(timezone.utc).isoformat(),
+            "time": datetime.now(UTC).isoformat(),
             "local_connected": self.local.subscribed.is_set(),
             "outbox_depth": self.outbox.depth,
             "oldest_unsent_age_s": age,

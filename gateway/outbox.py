@@ -60,7 +60,8 @@ class Outbox:
                     if self.policy == "drop-oldest":
                         excess = len(events) - room
                         self._db.execute(
-                            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,)
+                            "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                            (excess,),
                         )
                         self.dropped += excess
                         self._depth -= excess
@@ -70,7 +71,9 @@ class Outbox:
                     if self.policy == "refuse-newest" and i >= room:
                         seqs.append(0)
                         continue
-                    cur = self._db.execute("INSERT INTO outbox (event) VALUES (?)", (json.dumps(ev, separators=(",", ":")),))
+                    cur = self._db.execute(
+                        "INSERT INTO outbox (event) VALUES (?)", (json.dumps(ev, separators=(",", ":")),)
+                    )
                     seqs.append(int(cur.lastrowid or 0))
                     self._depth += 1
                 self._db.execute("COMMIT")

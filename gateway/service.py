@@ -33,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", required=True, help="directory for the durable outbox")
     p.add_argument("--max-payload", type=_size, default=64 * 1024, help="largest device payload in bytes")
     p.add_argument("--max-events", type=_size, default=2_000_000, help="outbox capacity in events")
-    p.add_argument("--full-policy", choices=POLICIES, default="drop-oldest", help="what to do when the outbox is full")
+    p.add_argument(
+        "--full-policy", choices=POLICIES, default="drop-oldest", help="what to do when the outbox is full"
+    )
     p.add_argument("--health-interval", type=float, default=30.0, help="seconds between health reports")
 
 

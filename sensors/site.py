@@ -6,10 +6,11 @@ command line can stop with one clear line.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,7 @@ class Site:
                 hi = _local(day, b, tz)
                 lo, hi = max(lo, start), min(hi, end)
                 if lo < hi:
-                    out.append((lo.astimezone(timezone.utc), hi.astimezone(timezone.utc)))
+                    out.append((lo.astimezone(UTC), hi.astimezone(UTC)))
             day += timedelta(days=1)
         return out
 
@@ -237,7 +238,12 @@ def parse_site(doc: dict[str, Any], file: str = "<site>") -> Site:
         if fmt not in FORMATS:
             raise err(f"{key}.format", f"unknown format {fmt!r} (known: {', '.join(sorted(FORMATS))})")
         topic = s.get("topic")
-        if not isinstance(topic, str) or not topic or any(c in topic for c in "+#\0") or topic != topic.strip("/"):
+        if (
+            not isinstance(topic, str)
+            or not topic
+            or any(c in topic for c in "+#\0")
+            or topic != topic.strip("/")
+        ):
             raise err(f"{key}.topic", f"must be an MQTT topic without wildcards, not {topic!r}")
         if topic in topics:
             raise err(f"{key}.topic", f"topic {topic!r} is also sensor {topics[topic]!r}'s")
@@ -290,9 +296,9 @@ def _position(value: Any, key: str, err: Any) -> Position:
 
 def _opening_hours(value: Any, err: Any) -> dict[int, tuple[tuple[int, int], ...]]:
     if value is None:
-        raise err("site.opening_hours", "missing (e.g. { mon = \"07:00-20:00\" })")
+        raise err("site.opening_hours", 'missing (e.g. { mon = "07:00-20:00" })')
     if not isinstance(value, dict):
-        raise err("site.opening_hours", "must be a table of day = \"HH:MM-HH:MM\"")
+        raise err("site.opening_hours", 'must be a table of day = "HH:MM-HH:MM"')
     out: dict[int, tuple[tuple[int, int], ...]] = {}
     for day, spec in value.items():
         key = f"site.opening_hours.{day}"
@@ -304,7 +310,7 @@ def _opening_hours(value: Any, err: Any) -> dict[int, tuple[tuple[int, int], ...
             for part in str(one).split(",") if isinstance(one, str) else [one]:
                 m = _HOURS.match(part.strip()) if isinstance(part, str) else None
                 if not m:
-                    raise err(key, f"must be \"HH:MM-HH:MM\", not {part!r}")
+                    raise err(key, f'must be "HH:MM-HH:MM", not {part!r}')
                 h1, m1, h2, m2 = map(int, m.groups())
                 if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
                     raise err(key, f"not a time of day in {part.strip()!r}")
@@ -313,7 +319,7 @@ def _opening_hours(value: Any, err: Any) -> dict[int, tuple[tuple[int, int], ...
                     raise err(key, f"closes before it opens in {part.strip()!r}")
                 ranges.append((a, b))
         ranges.sort()
-        for (a1, b1), (a2, _) in zip(ranges, ranges[1:]):
+        for (_, b1), (a2, _) in itertools.pairwise(ranges):
             if a2 < b1:
                 raise err(key, "overlapping hours")
         out[DAYS.index(day)] = tuple(ranges)

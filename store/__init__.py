@@ -39,7 +39,7 @@ def parse_store_url(url: str) -> StoreUrl:
         # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
         if parts.netloc:
             raise StoreUrlError(f"sqlite URL takes three slashes: sqlite:///PATH, not {url!r}")
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        path = parts.path.removeprefix("/")
         if not path:
             raise StoreUrlError(f"sqlite URL has no file path: {url!r}")
         if Path(path).is_dir():

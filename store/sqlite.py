@@ -68,12 +68,16 @@ class SqliteStore:
                 raise StoreError(f"SQLite commit failed: {exc}") from exc
 
     def buckets(self, start: datetime, end: datetime, spaces: list[str] | None = None) -> list[Bucket]:
+        """Buckets of slots starting in [start, end), of the given spaces (all when None)."""
         a, b = int(start.timestamp()), int(end.timestamp())
         sql = "SELECT space, start, occupied_s, covered_s, count_s, peak FROM buckets WHERE start >= ? AND start < ?"
+        params: list[object] = [a, b]
+        if spaces is not None:
+            sql += f" AND space IN ({','.join('?' * len(spaces))})"
+            params.extend(spaces)
         with self._lock:
-            rows = self._db.execute(sql, (a, b)).fetchall()
-        wanted = set(spaces) if spaces is not None else None
-        return [Bucket(*r) for r in rows if wanted is None or r[0] in wanted]
+            rows = self._db.execute(sql, params).fetchall()
+        return [Bucket(*r) for r in rows]
 
     def ping(self) -> bool:
         try:

@@ -134,7 +134,7 @@ def running(app: Any) -> Iterator[Running]:
     def target() -> None:
         try:
             serve(app, "127.0.0.1", 0, stop, on_listening)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the test, not lost in the thread
+        except BaseException as exc:
             errors.append(exc)
             ready.set()
 

@@ -64,11 +64,15 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         try:
             wait_port(self.port)
         except TimeoutError:
-            err = self.proc.stderr.read().decode() if self.proc.poll() is not None and self.proc.stderr else ""
+            err = (
+                self.proc.stderr.read().decode() if self.proc.poll() is not None and self.proc.stderr else ""
+            )
             raise RuntimeError(f"mosquitto did not start: {err}") from None
 
     def stop(self) -> None:
@@ -119,8 +123,10 @@ class Proc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
-        self._fh = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*TILA, *self.args], stdout=self._fh, stderr=subprocess.STDOUT, env=self.env)
+        self._fh = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [*TILA, *self.args], stdout=self._fh, stderr=subprocess.STDOUT, env=self.env
+        )
         return self
 
     def alive(self) -> bool:
@@ -176,7 +182,9 @@ def wait_for(predicate: callable, timeout: float, interval: float = 0.1, what: s
 
 
 @pytest.fixture(autouse=True)
-def _fail_on_logged_exceptions(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+def _fail_on_logged_exceptions(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
     """A test whose callbacks logged an exception fails, even if the test itself passed."""
     caplog.set_level(logging.WARNING)
     yield
@@ -184,4 +192,6 @@ def _fail_on_logged_exceptions(request: pytest.FixtureRequest, caplog: pytest.Lo
         return
     bad = [r for r in caplog.get_records("call") if r.exc_info and r.name.startswith("tila")]
     if bad:
-        pytest.fail("exception logged during the test: " + "; ".join(f"{r.name}: {r.getMessage()}" for r in bad[:3]))
+        pytest.fail(
+            "exception logged during the test: " + "; ".join(f"{r.name}: {r.getMessage()}" for r in bad[:3])
+        )

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tila.aggregator.core import Aggregator
 from tila.aggregator.metrics import utilisation
 from tila.sensors.events import Availability, Count, Presence, Stamped
 from tila.sensors.site import Site, parse_site
 
-T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)  # a Monday, on a slot boundary
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, on a slot boundary
 E0 = T0.timestamp()
 
 
@@ -51,7 +50,9 @@ class Feed:
 
 
 def totals(agg: Aggregator, s: Site, until: float = 3600) -> dict[str, dict[str, object]]:
-    rows = utilisation(s, agg.buckets(), T0, T0 + timedelta(seconds=until), [sp.id for sp in s.spaces], "total")
+    rows = utilisation(
+        s, agg.buckets(), T0, T0 + timedelta(seconds=until), [sp.id for sp in s.spaces], "total"
+    )
     return {r["space"]: r for r in rows}
 
 
@@ -134,12 +135,15 @@ def test_offline_sensor_makes_space_unknown_and_loses_coverage() -> None:
     s = site()
     agg = Aggregator(s, lateness=5)
     f = Feed()
-    run(agg, [
-        f("d1-pir", 0, Presence, True),
-        f("d1-pir", 600, Availability, False),
-        f("d1-pir", 900, Availability, True),  # back, but its reading is kept: occupied again
-        f("d1-pir", 1200, Presence, False),
-    ])
+    run(
+        agg,
+        [
+            f("d1-pir", 0, Presence, True),
+            f("d1-pir", 600, Availability, False),
+            f("d1-pir", 900, Availability, True),  # back, but its reading is kept: occupied again
+            f("d1-pir", 1200, Presence, False),
+        ],
+    )
     row = totals(agg, s)["d1"]
     assert row["occupied_seconds"] == 600 + 300
     assert row["coverage"] == round((3600 - 300) / 3600, 6)
@@ -161,12 +165,15 @@ def test_room_counts_mean_and_peak() -> None:
     s = site()
     agg = Aggregator(s, lateness=5)
     f = Feed()
-    run(agg, [
-        f("r1-count", 0, Count, 0),
-        f("r1-count", 900, Count, 4),
-        f("r1-count", 1800, Count, 8),
-        f("r1-count", 2700, Count, 0),
-    ])
+    run(
+        agg,
+        [
+            f("r1-count", 0, Count, 0),
+            f("r1-count", 900, Count, 4),
+            f("r1-count", 1800, Count, 8),
+            f("r1-count", 2700, Count, 0),
+        ],
+    )
     row = totals(agg, s)["r1"]
     assert row["occupied_seconds"] == 1800
     assert row["mean_count"] == 6.0

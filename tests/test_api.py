@@ -247,7 +247,10 @@ def test_utilisation_by_hour_and_the_default_selection(api: Api, client: TestCli
 
 def test_utilisation_filters_by_zone_and_kind(api: Api, client: TestClient) -> None:
     commit_hand_made_buckets(api)
-    get = lambda **p: client.get("/v1/utilisation", params={"from": FROM, "to": TO, **p}, headers=ANALYST)
+
+    def get(**p: str):  # type: ignore[no-untyped-def]
+        return client.get("/v1/utilisation", params={"from": FROM, "to": TO, **p}, headers=ANALYST)
+
     assert [x["space"] for x in get(zone="rooms").json()] == ["room-a", "booth-1"]
     assert [x["space"] for x in get(zone="rooms", kind="room").json()] == ["room-a"]
     assert [x["space"] for x in get(kind="desk").json()] == ["desk-01", "desk-02", "desk-03"]

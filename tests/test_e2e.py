@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-
+from conftest import free_port, wait_for
 from tila.mqtt import Connection, MqttUrl
 from tila.sensors.site import bundled_site_path, load_site
-
-from conftest import free_port, wait_for
 
 ANALYST = "e2e-analyst-token"
 
@@ -47,7 +45,9 @@ def read_truth(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def expected_from_truth(truth: list[dict[str, Any]], sensors_of: dict[str, list[str]], until: float) -> tuple[dict[str, str], dict[str, float]]:
+def expected_from_truth(
+    truth: list[dict[str, Any]], sensors_of: dict[str, list[str]], until: float
+) -> tuple[dict[str, str], dict[str, float]]:
     """Each space's final state and its occupied seconds up to ``until``, from what was published.
 
     Mirrors the definitions: a space is occupied while a live sensor reads someone; a sensor
@@ -65,7 +65,7 @@ def expected_from_truth(truth: list[dict[str, Any]], sensors_of: dict[str, list[
         total = 0.0
         state, since = "unknown", None
 
-        def current() -> str:
+        def current(reading: dict[str, int] = reading, online: dict[str, bool] = online) -> str:
             live = [reading[s] for s in reading if online.get(s, True)]
             if not live:
                 return "unknown"
@@ -102,11 +102,31 @@ def test_pipeline_end_to_end(tmp_path: Path, mosquitto, tila_proc) -> None:  # t
     port = free_port()
     api_url = f"http://127.0.0.1:{port}"
 
-    aggregator = tila_proc("aggregator", ["aggregator", "--site", str(site_file), "--mqtt", central.url, "--store", store, "--lateness", "2"])
-    api = tila_proc("api", ["api", "--site", str(site_file), "--mqtt", central.url, "--store", store, "--port", str(port)],
-                    env={"TILA_TOKENS": f"analyst:{ANALYST}"})
-    gateway = tila_proc("gateway", ["gateway", "--site", str(site_file), "--id", "gw1", "--local", local.url,
-                                    "--central", central.url, "--data-dir", str(tmp_path / "gw")])
+    aggregator = tila_proc(
+        "aggregator",
+        ["aggregator", "--site", str(site_file), "--mqtt", central.url, "--store", store, "--lateness", "2"],
+    )
+    api = tila_proc(
+        "api",
+        ["api", "--site", str(site_file), "--mqtt", central.url, "--store", store, "--port", str(port)],
+        env={"TILA_TOKENS": f"analyst:{ANALYST}"},
+    )
+    gateway = tila_proc(
+        "gateway",
+        [
+            "gateway",
+            "--site",
+            str(site_file),
+            "--id",
+            "gw1",
+            "--local",
+            local.url,
+            "--central",
+            central.url,
+            "--data-dir",
+            str(tmp_path / "gw"),
+        ],
+    )
 
     # Every space is listed (unknown at first) once the API is up.
     spaces = wait_for(lambda: _try(get, f"{api_url}/v1/spaces"), 20, what="the API")
@@ -114,16 +134,42 @@ def test_pipeline_end_to_end(tmp_path: Path, mosquitto, tila_proc) -> None:  # t
 
     # Wait until the gateway is subscribed locally (its first health report says so).
     health: dict[str, bytes] = {}
-    watcher = Connection(MqttUrl.parse(central.url), "e2e-watch", subscriptions=[("tila/v1/+/gateways/+/health", 1)],
-                         on_message=lambda m: health.__setitem__(m.topic, m.payload))
+    watcher = Connection(
+        MqttUrl.parse(central.url),
+        "e2e-watch",
+        subscriptions=[("tila/v1/+/gateways/+/health", 1)],
+        on_message=lambda m: health.__setitem__(m.topic, m.payload),
+    )
     watcher.start()
-    wait_for(lambda: any(json.loads(v).get("local_connected") for v in health.values()), 20, what="gateway subscribed")
+    wait_for(
+        lambda: any(json.loads(v).get("local_connected") for v in health.values()),
+        20,
+        what="gateway subscribed",
+    )
     watcher.stop()
 
     truth_file = tmp_path / "truth.jsonl"
     # A simulated Tuesday from 09:00 at 600× speed: 25 s of real time are about four working hours.
-    sim = tila_proc("sim", ["sim", "--site", str(site_file), "--mqtt", local.url, "--speed", "600", "--seed", "7",
-                            "--duration", "25", "--start", "2026-11-24T09:00:00", "--truth", str(truth_file)])
+    sim = tila_proc(
+        "sim",
+        [
+            "sim",
+            "--site",
+            str(site_file),
+            "--mqtt",
+            local.url,
+            "--speed",
+            "600",
+            "--seed",
+            "7",
+            "--duration",
+            "25",
+            "--start",
+            "2026-11-24T09:00:00",
+            "--truth",
+            str(truth_file),
+        ],
+    )
     assert sim.wait(60) == 0, sim.output()
     truth = read_truth(truth_file)
     assert len(truth) > 50, "the simulator published too little to test anything"
@@ -141,11 +187,15 @@ def test_pipeline_end_to_end(tmp_path: Path, mosquitto, tila_proc) -> None:  # t
 
     # Close the day: every device reports an empty space at a known time, so the occupied seconds
     # are fully determined by what was published.
-    final = datetime.now(timezone.utc)
+    final = datetime.now(UTC)
     closing = _close_the_day(local.url, site, final)
     truth += closing
     _, want_occupied = expected_from_truth(truth, sensors_of, final.timestamp())
-    wait_for(lambda: all(s["state"] in ("free", "unknown") for s in get(f"{api_url}/v1/spaces")), 20, what="all spaces empty")
+    wait_for(
+        lambda: all(s["state"] in ("free", "unknown") for s in get(f"{api_url}/v1/spaces")),
+        20,
+        what="all spaces empty",
+    )
     time.sleep(2 + 1.5)  # the lateness window, then one aggregator tick
 
     first = min(datetime.fromisoformat(r["time"]) for r in truth)

@@ -8,38 +8,41 @@ and availability on ``zigbee2mqtt/<name>/availability`` as JSON (≥ 1.32) or pl
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tila.sensors.events import Availability, Battery, LinkQuality, Presence
 from tila.sensors.formats import DecodeContext, DecodeError
 from tila.sensors.formats.zigbee2mqtt import decode
 
-T0 = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 CTX = DecodeContext("desk-01-pir", "zigbee2mqtt/desk-01-pir", T0)
 TOPIC = "zigbee2mqtt/desk-01-pir"
 
 GOOD = [
     (
         b'{"battery":100,"illuminance":381,"linkquality":147,"occupancy":true,"voltage":3055}',
-        [Presence("desk-01-pir", T0, True), Battery("desk-01-pir", T0, 100.0), LinkQuality("desk-01-pir", T0, 147)],
+        [
+            Presence("desk-01-pir", T0, True),
+            Battery("desk-01-pir", T0, 100.0),
+            LinkQuality("desk-01-pir", T0, 147),
+        ],
     ),
     (b'{"occupancy":false}', [Presence("desk-01-pir", T0, False)]),
     (
         b'{"occupancy":true,"last_seen":"2026-11-24T09:59:58.123Z"}',
-        [Presence("desk-01-pir", datetime(2026, 11, 24, 9, 59, 58, 123000, tzinfo=timezone.utc), True)],
+        [Presence("desk-01-pir", datetime(2026, 11, 24, 9, 59, 58, 123000, tzinfo=UTC), True)],
     ),
     (
         # ISO_8601_local carries the local offset.
         b'{"occupancy":true,"last_seen":"2026-11-24T11:00:00+02:00"}',
-        [Presence("desk-01-pir", datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc), True)],
+        [Presence("desk-01-pir", datetime(2026, 11, 24, 9, 0, tzinfo=UTC), True)],
     ),
     (
         b'{"occupancy":true,"last_seen":1795510800000}',
-        [Presence("desk-01-pir", datetime.fromtimestamp(1795510800, timezone.utc), True)],
+        [Presence("desk-01-pir", datetime.fromtimestamp(1795510800, UTC), True)],
     ),
     (b'{"battery":37.5,"voltage":2900}', [Battery("desk-01-pir", T0, 37.5)]),
     (b'{"temperature":21.5,"unknown_key":[1,2]}', []),
@@ -53,7 +56,8 @@ def test_device_messages(payload: bytes, expected: list[object]) -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", [b'{"state":"online"}', b"online", b"  online\n"],
+    "payload",
+    [b'{"state":"online"}', b"online", b"  online\n"],
 )
 def test_availability_online(payload: bytes) -> None:
     assert decode(TOPIC + "/availability", payload, CTX) == [Availability("desk-01-pir", T0, True)]
@@ -95,7 +99,10 @@ def test_bad_payloads_are_rejected_with_a_reason(payload: bytes, reason: str) ->
     assert str(info.value)
 
 
-@pytest.mark.parametrize(("payload", "reason"), [(b'{"state":"sleepy"}', "bad_value"), (b"\xff", "not_utf8"), (b"maybe", "malformed_json")])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [(b'{"state":"sleepy"}', "bad_value"), (b"\xff", "not_utf8"), (b"maybe", "malformed_json")],
+)
 def test_bad_availability(payload: bytes, reason: str) -> None:
     with pytest.raises(DecodeError) as info:
         decode(TOPIC + "/availability", payload, CTX)
@@ -110,7 +117,9 @@ def test_other_subtopics_are_not_device_messages() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -126,7 +135,11 @@ def test_arbitrary_bytes_never_escape(payload: bytes, availability: bool) -> Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["occupancy", "battery", "linkquality", "last_seen", "x"]), json_values, max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(["occupancy", "battery", "linkquality", "last_seen", "x"]), json_values, max_size=5
+    )
+)
 def test_arbitrary_json_objects_never_escape(doc: dict[str, object]) -> None:
     import json
 

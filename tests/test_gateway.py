@@ -7,10 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from tila.mqtt import Connection, MqttUrl
-
 from conftest import wait_for
+from tila.mqtt import Connection, MqttUrl
 
 SITE = """
 [site]
@@ -41,7 +39,9 @@ class Collector:
         self.events: list[dict[str, object]] = []
         self.retained: dict[str, bytes] = {}
         self.lock = threading.Lock()
-        self.conn = Connection(MqttUrl.parse(url), "collector", subscriptions=[(topic, 1)], on_message=self._on)
+        self.conn = Connection(
+            MqttUrl.parse(url), "collector", subscriptions=[(topic, 1)], on_message=self._on
+        )
 
     def _on(self, msg: object) -> None:
         with self.lock:
@@ -77,15 +77,39 @@ def test_gateway_forwards_decodes_and_quarantines(tmp_path: Path, mosquitto, til
     site = tmp_path / "site.toml"
     site.write_text(SITE)
     with Collector(central.url, "tila/v1/gwtest/#") as col:
-        gw = tila_proc("gateway", [
-            "gateway", "--site", str(site), "--id", "gw1", "--local", local.url, "--central", central.url,
-            "--data-dir", str(tmp_path / "gw"), "--health-interval", "0.5", "--max-payload", "1000",
-        ])
-        wait_for(lambda: col.retained.get("tila/v1/gwtest/gateways/gw1/status") == b"online", 10, what="gateway online")
+        gw = tila_proc(
+            "gateway",
+            [
+                "gateway",
+                "--site",
+                str(site),
+                "--id",
+                "gw1",
+                "--local",
+                local.url,
+                "--central",
+                central.url,
+                "--data-dir",
+                str(tmp_path / "gw"),
+                "--health-interval",
+                "0.5",
+                "--max-payload",
+                "1000",
+            ],
+        )
+        wait_for(
+            lambda: col.retained.get("tila/v1/gwtest/gateways/gw1/status") == b"online",
+            10,
+            what="gateway online",
+        )
         wait_for(lambda: local_ready(col), 10, what="gateway subscribed locally")
         dev = publisher(local.url)
         for i in range(50):
-            dev.publish("zigbee2mqtt/d1-pir", json.dumps({"occupancy": i % 2 == 0, "linkquality": 100}).encode(), qos=1)
+            dev.publish(
+                "zigbee2mqtt/d1-pir",
+                json.dumps({"occupancy": i % 2 == 0, "linkquality": 100}).encode(),
+                qos=1,
+            )
         dev.publish("zigbee2mqtt/d1-pir/availability", b'{"state":"offline"}', qos=1)
         dev.publish("zigbee2mqtt/d1-pir", b"\xff\xfe", qos=1)  # not UTF-8
         dev.publish("zigbee2mqtt/d1-pir", b"{broken", qos=1)
@@ -108,20 +132,47 @@ def test_gateway_forwards_decodes_and_quarantines(tmp_path: Path, mosquitto, til
             return doc if doc and sum(doc["quarantined"].values()) >= 5 else None
 
         h = wait_for(health, 10, what="health with quarantine counts")
-        assert h["quarantined"] == {"not_utf8": 1, "malformed_json": 1, "wrong_type": 1, "oversize": 1, "unknown_sensor": 1}
+        assert h["quarantined"] == {
+            "not_utf8": 1,
+            "malformed_json": 1,
+            "wrong_type": 1,
+            "oversize": 1,
+            "unknown_sensor": 1,
+        }
         assert h["ignored"] == {"housekeeping": 1}
-        wait_for(lambda: json.loads(col.retained["tila/v1/gwtest/gateways/gw1/health"])["outbox_depth"] == 0, 10, what="empty outbox")
+        wait_for(
+            lambda: json.loads(col.retained["tila/v1/gwtest/gateways/gw1/health"])["outbox_depth"] == 0,
+            10,
+            what="empty outbox",
+        )
         assert gw.stop() == 0
-        wait_for(lambda: col.retained.get("tila/v1/gwtest/gateways/gw1/status") == b"offline", 5, what="offline status")
+        wait_for(
+            lambda: col.retained.get("tila/v1/gwtest/gateways/gw1/status") == b"offline",
+            5,
+            what="offline status",
+        )
 
 
 @pytest.mark.integration
-def test_gateway_keeps_events_through_an_uplink_outage_and_restart(tmp_path: Path, mosquitto, tila_proc) -> None:  # type: ignore[no-untyped-def]
+def test_gateway_keeps_events_through_an_uplink_outage_and_restart(
+    tmp_path: Path, mosquitto, tila_proc
+) -> None:  # type: ignore[no-untyped-def]
     local, central = mosquitto("local"), mosquitto("central")
     site = tmp_path / "site.toml"
     site.write_text(SITE)
-    args = ["gateway", "--site", str(site), "--id", "gw1", "--local", local.url, "--central", central.url,
-            "--data-dir", str(tmp_path / "gw")]
+    args = [
+        "gateway",
+        "--site",
+        str(site),
+        "--id",
+        "gw1",
+        "--local",
+        local.url,
+        "--central",
+        central.url,
+        "--data-dir",
+        str(tmp_path / "gw"),
+    ]
     with Collector(central.url, "tila/v1/gwtest/#") as col:
         gw = tila_proc("gateway", args)
         wait_for(lambda: local_ready(col), 10, what="gateway subscribed locally")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from tila.sensors.site import SiteError, load_site, parse_site
 
 MINIMAL = """
@@ -57,7 +56,7 @@ def test_contract_minimal_file_loads(tmp_path: Path) -> None:
         ('zone = "open-office"', 'zone = "nowhere"', "spaces[0].zone", "unknown zone 'nowhere'"),
         ('space = "desk-01"', 'space = "desk-99"', "sensors[0].space", "unknown space 'desk-99'"),
         ('format = "zigbee2mqtt"', 'format = "x10"', "sensors[0].format", "unknown format 'x10'"),
-        ('mon = "07:00-20:00"', 'mon = "7-20"', "site.opening_hours.mon", "must be \"HH:MM-HH:MM\""),
+        ('mon = "07:00-20:00"', 'mon = "7-20"', "site.opening_hours.mon", 'must be "HH:MM-HH:MM"'),
         ('mon = "07:00-20:00"', 'mon = "20:00-07:00"', "site.opening_hours.mon", "closes before it opens"),
         ('mon = "07:00-20:00"', 'mon = "07:00-25:00"', "site.opening_hours.mon", "not a time of day"),
         ('mon = "07:00-20:00"', 'mun = "07:00-20:00"', "site.opening_hours.mun", "unknown day"),
@@ -65,11 +64,18 @@ def test_contract_minimal_file_loads(tmp_path: Path) -> None:
         ("capacity = 1", "capacity = 0", "spaces[0].capacity", "at least 1"),
         ("capacity = 1", 'capacity = "one"', "spaces[0].capacity", "whole number"),
         ('timezone = "Europe/Helsinki"', 'timezone = "Mars/Olympus"', "site.timezone", "unknown time zone"),
-        ('topic = "zigbee2mqtt/desk-01-pir"', 'topic = "zigbee2mqtt/#"', "sensors[0].topic", "without wildcards"),
+        (
+            'topic = "zigbee2mqtt/desk-01-pir"',
+            'topic = "zigbee2mqtt/#"',
+            "sensors[0].topic",
+            "without wildcards",
+        ),
         ('id = "desk-01-pir"', 'id = "Desk 01"', "sensors[0].id", "must be an id"),
     ],
 )
-def test_mistakes_name_file_key_and_problem(tmp_path: Path, old: str, new: str, key: str, problem: str) -> None:
+def test_mistakes_name_file_key_and_problem(
+    tmp_path: Path, old: str, new: str, key: str, problem: str
+) -> None:
     assert old in MINIMAL
     path = write(tmp_path, MINIMAL.replace(old, new, 1))
     with pytest.raises(SiteError) as info:
@@ -87,7 +93,10 @@ def test_duplicate_ids(tmp_path: Path) -> None:
     dup_zone = MINIMAL.replace("[[spaces]]", '[[zones]]\nid = "open-office"\n\n[[spaces]]', 1)
     with pytest.raises(SiteError, match=r"zones\[1\]\.id: duplicate zone id"):
         load_site(write(tmp_path, dup_zone))
-    dup_topic = MINIMAL + '\n[[sensors]]\nid = "x"\nspace = "desk-01"\nformat = "zigbee2mqtt"\ntopic = "zigbee2mqtt/desk-01-pir"\n'
+    dup_topic = (
+        MINIMAL
+        + '\n[[sensors]]\nid = "x"\nspace = "desk-01"\nformat = "zigbee2mqtt"\ntopic = "zigbee2mqtt/desk-01-pir"\n'
+    )
     with pytest.raises(SiteError, match=r"sensors\[1\]\.topic: topic .* is also sensor 'desk-01-pir'"):
         load_site(write(tmp_path, dup_topic))
 
@@ -107,18 +116,30 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 def test_open_intervals_follow_local_time_across_dst() -> None:
     doc = {
-        "site": {"id": "s", "timezone": "Europe/Helsinki", "opening_hours": {d: "07:00-20:00" for d in ("sat", "sun")}},
+        "site": {
+            "id": "s",
+            "timezone": "Europe/Helsinki",
+            "opening_hours": {d: "07:00-20:00" for d in ("sat", "sun")},
+        },
     }
     site = parse_site(doc)
     # Sunday 2026-03-29: clocks go from 03:00 to 04:00 in Helsinki; 07–20 is still 13 hours.
-    day = site.open_intervals(datetime(2026, 3, 28, 22, tzinfo=timezone.utc), datetime(2026, 3, 29, 22, tzinfo=timezone.utc))
-    assert day == [(datetime(2026, 3, 29, 4, tzinfo=timezone.utc), datetime(2026, 3, 29, 17, tzinfo=timezone.utc))]
+    day = site.open_intervals(datetime(2026, 3, 28, 22, tzinfo=UTC), datetime(2026, 3, 29, 22, tzinfo=UTC))
+    assert day == [(datetime(2026, 3, 29, 4, tzinfo=UTC), datetime(2026, 3, 29, 17, tzinfo=UTC))]
     # Saturday before: still winter time (UTC+2).
-    sat = site.open_intervals(datetime(2026, 3, 28, tzinfo=timezone.utc), datetime(2026, 3, 28, 12, tzinfo=timezone.utc))
-    assert sat == [(datetime(2026, 3, 28, 5, tzinfo=timezone.utc), datetime(2026, 3, 28, 12, tzinfo=timezone.utc))]
+    sat = site.open_intervals(datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 3, 28, 12, tzinfo=UTC))
+    assert sat == [(datetime(2026, 3, 28, 5, tzinfo=UTC), datetime(2026, 3, 28, 12, tzinfo=UTC))]
 
 
 def test_whole_day_and_split_hours() -> None:
-    site = parse_site({"site": {"id": "s", "timezone": "UTC", "opening_hours": {"mon": "00:00-24:00", "tue": "08:00-12:00,13:00-17:00"}}})
-    mon = datetime(2026, 11, 23, tzinfo=timezone.utc)
-    assert site.open_seconds(mon, datetime(2026, 11, 25, tzinfo=timezone.utc)) == 24 * 3600 + 8 * 3600
+    site = parse_site(
+        {
+            "site": {
+                "id": "s",
+                "timezone": "UTC",
+                "opening_hours": {"mon": "00:00-24:00", "tue": "08:00-12:00,13:00-17:00"},
+            }
+        }
+    )
+    mon = datetime(2026, 11, 23, tzinfo=UTC)
+    assert site.open_seconds(mon, datetime(2026, 11, 25, tzinfo=UTC)) == 24 * 3600 + 8 * 3600

@@ -34,7 +34,7 @@ def healthz(
     mqtt = ctx.live.connected
     try:
         store = bool(ctx.store.ping())
-    except Exception as exc:  # noqa: BLE001 - a failing store is a health answer, not a 500
+    except Exception as exc:
         log.warning("store ping failed: %s", exc)
         store = False
     ok = mqtt and store

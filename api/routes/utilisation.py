@@ -47,7 +47,7 @@ def parse_time(value: object) -> datetime:
         text = value.strip()
     else:
         # ValueError, not TypeError: pydantic turns only ValueError into a 422 with this message.
-        raise ValueError(f"must be an ISO 8601 time with offset, e.g. {_EXAMPLE}")  # noqa: TRY004
+        raise ValueError(f"must be an ISO 8601 time with offset, e.g. {_EXAMPLE}")
     m = _SPACED_OFFSET.match(text)
     if m:
         text = f"{m[1]}+{m[2]}"

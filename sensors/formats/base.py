@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..events import Event
@@ -91,7 +91,7 @@ def timestamp(value: Any, key: str) -> datetime:
         if math.isnan(value) or math.isinf(value) or not 0 <= value < 2**53:
             raise DecodeError("bad_value", f"{key} out of range")
         try:
-            return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise DecodeError("bad_value", f"{key} out of range") from exc
     if isinstance(value, str):
@@ -102,7 +102,7 @@ def timestamp(value: Any, key: str) -> datetime:
         if t.tzinfo is None or t.utcoffset() is None:
             raise DecodeError("bad_value", f"{key} has no UTC offset: {value[:40]!r}")
         try:
-            return t.astimezone(timezone.utc)
+            return t.astimezone(UTC)
         except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
             raise DecodeError("bad_value", f"{key} out of range: {value[:40]!r}") from exc
     raise DecodeError("wrong_type", f"{key} must be ISO 8601 text or epoch milliseconds")

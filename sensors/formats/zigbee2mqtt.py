@@ -51,7 +51,9 @@ def _availability(payload: bytes) -> bool:
     doc = json_object(payload)
     state = doc.get("state")
     if state not in ("online", "offline"):
-        raise DecodeError("bad_value", f"availability state must be online or offline, not {str(state)[:20]!r}")
+        raise DecodeError(
+            "bad_value", f"availability state must be online or offline, not {str(state)[:20]!r}"
+        )
     return state == "online"
 
 
