@@ -7,11 +7,7 @@ tests/conftest.py belongs to another part of the project.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,49 +166,3 @@ def sse_events(lines: Iterator[str], n: int) -> list[dict[str, str]]:
         name, _, value = line.partition(":")
         current[name] = value.removeprefix(" ")
     raise AssertionError(f"stream ended after {len(out)} of {n} events")
-
-
-# --------------------------------------------------------------------------------------- Mosquitto
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
-
-
-@contextlib.contextmanager
-def mosquitto(tmp: Path) -> Iterator[int]:
-    """A Mosquitto on a free loopback port, no persistence; yields the port, killed on exit."""
-    assert MOSQUITTO is not None
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    log = (tmp / "mosquitto.log").open("wb")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"mosquitto did not start: {(tmp / 'mosquitto.log').read_text()}"
-                    ) from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()

@@ -96,6 +96,15 @@ def mosquitto_available() -> None:
         pytest.fail("mosquitto is not installed: run scripts/test, which installs it")
 
 
+@pytest.fixture(scope="session")
+def shared_broker(tmp_path_factory: pytest.TempPathFactory, mosquitto_available: None) -> Iterator[Mosquitto]:
+    """One Mosquitto for the whole session; tests sharing it use their own topics or site ids."""
+    m = Mosquitto(tmp_path_factory.mktemp("mosquitto-shared"))
+    m.start()
+    yield m
+    m.stop()
+
+
 @pytest.fixture
 def mosquitto(tmp_path: Path, mosquitto_available: None) -> Iterator[callable]:  # type: ignore[valid-type]
     """Factory: ``mosquitto("name")`` starts a broker and returns it; all are stopped afterwards."""

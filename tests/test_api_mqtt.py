@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import MOSQUITTO, make_api, make_site, mosquitto, space_payload, space_topic
+from api_support import make_api, make_site, space_payload, space_topic
+from conftest import Mosquitto
 from tila.api.live import LiveState
 from tila.mqtt import Connection, MqttUrl
 
@@ -17,17 +18,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed"),
-]
+pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttUrl]:
-    """One Mosquitto for this module; each test uses its own site id, so topics never collide."""
-    with mosquitto(tmp_path_factory.mktemp("api-mosquitto")) as port:
-        yield MqttUrl.parse(f"mqtt://127.0.0.1:{port}")
+@pytest.fixture
+def broker(shared_broker: Mosquitto) -> MqttUrl:
+    """The session's Mosquitto; each test uses its own site id, so topics never collide."""
+    return MqttUrl.parse(shared_broker.url)
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
+from conftest import Mosquitto
 from tila.mqtt import Connection, Message, MqttUrl
 from tila.sensors.events import Availability, Count, Presence
 from tila.sensors.formats import FORMATS, DecodeContext
@@ -307,41 +305,10 @@ def decoded(site: Site, topic: str, payload: bytes) -> list[tuple[str, str, Any]
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def sim_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttUrl]:
-    """A private Mosquitto on a free loopback port for this module's tests."""
-    exe = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if exe is None:
-        pytest.skip("mosquitto is not installed")
-    port = _free_port()
-    conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("mosquitto did not start")
-                time.sleep(0.05)
-        yield MqttUrl("127.0.0.1", port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+@pytest.fixture
+def sim_broker(shared_broker: Mosquitto) -> MqttUrl:
+    """The session's Mosquitto (the simulated site's topics are this module's own)."""
+    return MqttUrl.parse(shared_broker.url)
 
 
 class Collector:
