@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sensors.events import Availability, Battery, Count, Event, LinkQuality, Presence
+from ..sensors.events import Availability, Battery, Count, Event, Flow, LinkQuality, Presence
 from .buckets import Bucket, OpenHours, accrue
 
 FREE, OCCUPIED, UNKNOWN = "free", "occupied", "unknown"
@@ -42,6 +42,10 @@ class SensorState:
                 self.reading_time = t
             elif isinstance(event, Count):
                 self.count = event.count
+                self.reading_time = t
+            elif isinstance(event, Flow):
+                # In minus out since the last report; a head count never goes below zero.
+                self.count = max(0, (self.count or 0) + event.entered - event.exited)
                 self.reading_time = t
             elif isinstance(event, Battery):
                 self.battery = event.percent

@@ -54,6 +54,28 @@ class Count:
 
 
 @dataclass(slots=True, frozen=True)
+class Flow:
+    """A line-crossing counter reports how many people went in and out since its previous report.
+
+    The head count of the space follows from the sum of flows (never below zero); see the aggregator.
+    """
+
+    sensor: str
+    time: datetime
+    entered: int
+    exited: int
+
+    def __post_init__(self) -> None:
+        _check_common(self.sensor, self.time)
+        for name in ("entered", "exited"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise EventError(f"{name} must be an integer")
+            if v < 0:
+                raise EventError(f"{name} must not be negative")
+
+
+@dataclass(slots=True, frozen=True)
 class Availability:
     """The device is reachable (``online``) or not, as its radio network or hub tells."""
 
@@ -99,12 +121,13 @@ class LinkQuality:
             raise EventError("link quality must be between 0 and 255")
 
 
-Event: TypeAlias = Presence | Count | Availability | Battery | LinkQuality
+Event: TypeAlias = Presence | Count | Flow | Availability | Battery | LinkQuality
 
 #: The ``type`` name of each event on the wire, and back.
 TYPE_NAMES: dict[type, str] = {
     Presence: "presence",
     Count: "count",
+    Flow: "flow",
     Availability: "availability",
     Battery: "battery",
     LinkQuality: "linkquality",

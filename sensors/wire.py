@@ -23,6 +23,7 @@ from .events import (
     Count,
     Event,
     EventError,
+    Flow,
     LinkQuality,
     Presence,
     Stamped,
@@ -30,20 +31,14 @@ from .events import (
 
 VERSION = 1
 
-#: The value field of each event type on the wire.
-_VALUE_FIELD: dict[type, str] = {
-    Presence: "occupied",
-    Count: "count",
-    Availability: "online",
-    Battery: "battery",
-    LinkQuality: "linkquality",
-}
-_ATTR: dict[type, str] = {
-    Presence: "occupied",
-    Count: "count",
-    Availability: "online",
-    Battery: "percent",
-    LinkQuality: "lqi",
+#: The value fields of each event type on the wire, and the event's attribute for each.
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {
+    Presence: (("occupied", "occupied"),),
+    Count: (("count", "count"),),
+    Flow: (("entered", "entered"), ("exited", "exited")),
+    Availability: (("online", "online"),),
+    Battery: (("battery", "percent"),),
+    LinkQuality: (("linkquality", "lqi"),),
 }
 
 
@@ -61,7 +56,7 @@ def event_to_dict(stamped: Stamped) -> dict[str, Any]:
         "space": stamped.space,
         "time": ev.time.isoformat(),
         "received": stamped.received.isoformat(),
-        _VALUE_FIELD[cls]: getattr(ev, _ATTR[cls]),
+        **{field: getattr(ev, attr) for field, attr in _FIELDS[cls]},
     }
 
 
@@ -91,11 +86,11 @@ def event_from_dict(gateway: str, d: Any) -> Stamped:
     cls = TYPES_BY_NAME.get(d.get("type"))  # type: ignore[arg-type]
     if cls is None:
         raise WireError(f"unknown event type {str(d.get('type'))[:40]!r}")
-    field = _VALUE_FIELD[cls]
-    if field not in d:
-        raise WireError(f"{TYPE_NAMES[cls]} event without {field!r}")
+    for field, _ in _FIELDS[cls]:
+        if field not in d:
+            raise WireError(f"{TYPE_NAMES[cls]} event without {field!r}")
     try:
-        event: Event = cls(d.get("sensor"), _time(d.get("time"), "time"), d[field])
+        event: Event = cls(d.get("sensor"), _time(d.get("time"), "time"), *(d[f] for f, _ in _FIELDS[cls]))
         return Stamped(gateway, d.get("seq"), _time(d.get("received"), "received"), d.get("space"), event)  # type: ignore[arg-type]
     except EventError as exc:
         raise WireError(str(exc)) from exc

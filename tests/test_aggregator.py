@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tila.aggregator.core import Aggregator
 from tila.aggregator.metrics import utilisation
-from tila.sensors.events import Availability, Count, Presence, Stamped
+from tila.sensors.events import Availability, Count, Flow, Presence, Stamped
 from tila.sensors.site import Site, parse_site
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday, on a slot boundary
@@ -46,7 +47,8 @@ class Feed:
         self.seq += 1
         t = T0 + timedelta(seconds=at)
         space = sensor.split("-")[0]
-        return Stamped(self.gateway, self.seq, t, space, event_cls(sensor, t, value))
+        values = value if isinstance(value, tuple) else (value,)
+        return Stamped(self.gateway, self.seq, t, space, event_cls(sensor, t, *values))
 
 
 def totals(agg: Aggregator, s: Site, until: float = 3600) -> dict[str, dict[str, object]]:
@@ -254,3 +256,19 @@ def test_availability_stamped_on_receipt_does_not_hide_an_earlier_device_reading
     # An older reading arriving after a newer one does not undo it in the live view.
     agg.ingest(f("d1-pir", 9.0, Presence, False), E0 + 10.1)
     assert agg.live["d1"].state == "occupied"
+
+
+def test_flows_sum_to_a_head_count_that_never_goes_below_zero() -> None:
+    s = site()
+    agg = Aggregator(s, lateness=5)
+    f = Feed()
+    run(agg, [
+        f("r1-count", 0, Flow, (3, 0)),
+        f("r1-count", 900, Flow, (2, 1)),
+        f("r1-count", 1800, Flow, (0, 9)),  # more out than in: a missed entry, clamp to zero
+        f("r1-count", 2700, Flow, (1, 0)),
+    ])  # fmt: skip
+    row = totals(agg, s)["r1"]
+    assert row["occupied_seconds"] == 2700
+    assert row["mean_count"] == round((3 * 900 + 4 * 900 + 1 * 900) / 2700, 6)
+    assert agg.live["r1"].count == 1

@@ -15,6 +15,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from api_support import ADMIN, ANALYST, HOST, Api, make_api, space_payload, space_topic
+
 from tila.aggregator.buckets import Bucket
 from tila.store import StoreError
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from api_support import make_site, space_payload, space_topic
+
 from tila.api.live import MAX_PAYLOAD, LiveState, SensorLive, SpaceLive
 
 

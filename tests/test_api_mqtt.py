@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from api_support import make_api, make_site, space_payload, space_topic
 from conftest import Mosquitto
+
 from tila.api.live import LiveState
 from tila.mqtt import Connection, MqttUrl
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tila.api.auth import TokenError, Tokens
 from tila.api.service import add_arguments, run
 from tila.cli import Parser, UsageError

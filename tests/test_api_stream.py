@@ -14,6 +14,7 @@ import fastapi.routing
 import httpx
 import pytest
 from api_support import make_api, running, space_payload, space_topic, sse_events
+
 from tila.api.broadcast import Broadcaster, StreamEvent, Subscription
 from tila.api.routes import stream as stream_route
 

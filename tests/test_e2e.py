@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 from conftest import free_port, wait_for
+
 from tila.mqtt import Connection, MqttUrl
 from tila.sensors.site import bundled_site_path, load_site
 

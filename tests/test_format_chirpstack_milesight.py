@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tila.mqtt import topic_matches
 from tila.sensors.events import Battery, Count
 from tila.sensors.formats import FORMATS, DecodeContext, DecodeError

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tila.sensors.events import Availability, Battery, LinkQuality, Presence
 from tila.sensors.formats import DecodeContext, DecodeError
 from tila.sensors.formats.zigbee2mqtt import decode

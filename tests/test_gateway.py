@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_for
+
 from tila.mqtt import Connection, MqttUrl
 
 SITE = """

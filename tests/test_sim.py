@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import pytest
 from conftest import Mosquitto
+
 from tila.mqtt import Connection, Message, MqttUrl
 from tila.sensors.events import Availability, Count, Presence
 from tila.sensors.formats import FORMATS, DecodeContext

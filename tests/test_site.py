@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from tila.sensors.site import SiteError, load_site, parse_site
 
 MINIMAL = """
