@@ -46,7 +46,8 @@ class SensorState:
             elif isinstance(event, Flow):
                 # In minus out since the last report; a head count never goes below zero.
                 self.count = max(0, (self.count or 0) + event.entered - event.exited)
-                self.reading_time = t
+                # Flows add up in any order (a history record may come late): never move back.
+                self.reading_time = t if self.reading_time is None else max(self.reading_time, t)
             elif isinstance(event, Battery):
                 self.battery = event.percent
             elif isinstance(event, LinkQuality):

@@ -100,8 +100,6 @@ class Connection:
         self._on_disconnect_cb = on_disconnect
         self.status = status
         self.connected = threading.Event()
-        self._unacked: list[paho.MQTTMessageInfo] = []
-        self._unacked_lock = threading.Lock()
         #: Set once the broker has acknowledged this connection's subscriptions.
         self.subscribed = threading.Event()
         self.keepalive = keepalive
@@ -153,26 +151,23 @@ class Connection:
     # -- use
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> paho.MQTTMessageInfo:
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        if qos:
-            with self._unacked_lock:
-                self._unacked.append(info)
-                if len(self._unacked) > 1000:
-                    self._unacked = [i for i in self._unacked if not i.is_published()]
-        return info
+        """Publish; a QoS 1/2 message published while disconnected waits in paho until it reconnects."""
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def pending(self) -> int:
+        """QoS 1/2 messages not yet acknowledged by the broker."""
+        # paho keeps them in _out_messages until their PUBACK (paho-mqtt 2.x); the message infos
+        # cannot tell, since one published while disconnected never reports success.
+        return len(self.client._out_messages)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every QoS 1/2 message published so far is acknowledged; False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self._unacked_lock:
-                self._unacked = [i for i in self._unacked if not i.is_published()]
-                if not self._unacked:
-                    return True
-            if not self.connected.is_set():
-                return False
+            if not self.pending():
+                return True
             time.sleep(0.01)
-        return False
+        return not self.pending()
 
     def ack(self, mid: int, qos: int) -> None:
         self.client.ack(mid, qos)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -30,7 +31,7 @@ from ..sensors.events import Stamped
 from ..sensors.formats import FORMATS, DecodeContext, DecodeError
 from ..sensors.site import Sensor, Site
 from ..sensors.wire import event_to_dict
-from .outbox import Outbox
+from .outbox import Outbox, digest
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,15 @@ class GatewaySettings:
     batch_size: int = 200
     inflight_batches: int = 10
     health_interval: float = 30.0
-    max_events: int = 2_000_000
+    max_events: int = 10_000_000
+    #: Disk quota of the outbox; see the README for how many days of outage it holds.
+    max_outbox_bytes: int = 1024 * 1024 * 1024
     full_policy: str = "drop-oldest"
+    #: Device timestamps further ahead of the gateway's clock, or older, are quarantined.
+    max_future: float = 600.0
+    max_age: float = 30 * 86400.0
+    #: A backlog whose oldest event is older than this is sent interleaved with live events.
+    live_after: float = 30.0
 
 
 #: How long intake gathers messages into one outbox transaction (the SD card is written once per
@@ -59,11 +67,41 @@ GROUP_MAX = 500
 QUARANTINE_LOG = 50
 
 
+class ReceiptClock:
+    """Receipt times that never go backwards.
+
+    The wall clock of a Pi can step: a Pi without a real-time clock boots with the time it saved at
+    shutdown and jumps forward when NTP syncs; NTP can also step it back. A backward step would stamp
+    later messages earlier than earlier ones, so a receipt time is never earlier than the previous
+    one (it holds still until the clock catches up). Sequence numbers, not times, carry the order.
+    """
+
+    def __init__(self) -> None:
+        self._last = datetime.fromtimestamp(0, UTC)
+        self._lock = threading.Lock()
+        self.steps_back = 0
+
+    def now(self) -> datetime:
+        t = datetime.now(UTC)
+        with self._lock:
+            if t < self._last:
+                if (self._last - t).total_seconds() > 1:
+                    self.steps_back += 1
+                t = self._last
+            self._last = t
+        return t
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.s = settings
         self.site = settings.site
-        self.outbox = Outbox(f"{settings.data_dir}/outbox.db", settings.max_events, settings.full_policy)
+        self.outbox = Outbox(
+            f"{settings.data_dir}/outbox.db",
+            settings.max_events,
+            settings.full_policy,
+            max_bytes=settings.max_outbox_bytes,
+        )
         self.quarantined: Counter[str] = Counter()
         self.ignored: Counter[str] = Counter()
         self.quarantine_log: deque[dict[str, str]] = deque(maxlen=QUARANTINE_LOG)
@@ -74,6 +112,7 @@ class Gateway:
         self._generation = 0
         self._inflight: dict[int, tuple[int, list[int]]] = {}
         self._inflight_lock = threading.Lock()
+        self._clock = ReceiptClock()
         self._ignored_filters = [
             f for fmt in {s.format for s in self.site.sensors} for f in FORMATS[fmt].ignored
         ]
@@ -84,7 +123,7 @@ class Gateway:
             persistent=True,
             manual_ack=True,
             subscriptions=[(f, 1) for f in topics.device_filters(sensor_topics)],
-            on_message=lambda m: self._inbox.put((m, datetime.now(UTC))),
+            on_message=lambda m: self._inbox.put((m, self._clock.now())),
         )
         self.central = Connection(
             settings.central,
@@ -93,7 +132,7 @@ class Gateway:
             status=(topics.gateway_status(self.site.id, settings.id), b"online", b"offline"),
             on_publish=self._on_puback,
             on_disconnect=self._on_uplink_down,
-            on_connect=self._wake.set,
+            on_connect=self._on_uplink_up,
             max_inflight=settings.inflight_batches,
         )
 
@@ -143,12 +182,21 @@ class Gateway:
 
     def _store(self, group: list[tuple[Message, datetime]]) -> None:
         events: list[dict[str, Any]] = []
+        local: list[tuple[int, bytes]] = []
         for msg, received in group:
+            if msg.qos:
+                dig = digest(msg.topic, msg.payload)
+                # A redelivery (DUP) of a message already stored, before the gateway could
+                # acknowledge it (killed in between, or the connection dropped): acknowledge only.
+                if msg.dup and ((msg.mid, dig) in local or self.outbox.seen_local(msg.mid, dig)):
+                    self.ignored["redelivered"] += 1
+                    continue
+                local.append((msg.mid, dig))
             events.extend(self.decode(msg.topic, msg.payload, received))
-        if events:
+        if events or local:
             while True:
                 try:
-                    self.outbox.append(events)
+                    self.outbox.append(events, local)
                     break
                 except Exception:  # the outbox is the one thing that must not be skipped
                     log.exception("outbox write failed; retrying in 1 s")
@@ -190,6 +238,18 @@ class Gateway:
             return []
         if not events:
             self.ignored["no_reading"] += 1
+        for ev in events:
+            ahead = (ev.time - received).total_seconds()
+            if ahead > self.s.max_future:
+                self._quarantine(
+                    "time_future", topic, f"event time {ev.time.isoformat()} is {ahead:.0f} s ahead"
+                )
+                return []
+            if -ahead > self.s.max_age:
+                self._quarantine(
+                    "time_past", topic, f"event time {ev.time.isoformat()} is {-ahead:.0f} s old"
+                )
+                return []
         out = []
         for ev in events:
             d = event_to_dict(Stamped(self.s.id, 1, received, sensor.space, ev))
@@ -212,44 +272,94 @@ class Gateway:
         with self._inflight_lock:
             self._generation += 1
             self._inflight.clear()
+        # Exponential backoff (paho doubles the delay up to the maximum) with jitter, so that many
+        # gateways cut off together do not all reconnect in the same second.
+        self.central.client.reconnect_delay_set(
+            min_delay=round(random.uniform(0.5, 1.5), 3), max_delay=round(random.uniform(20, 30), 3)
+        )
+
+    def _on_uplink_up(self) -> None:
+        with self._inflight_lock:
+            self._generation += 1
+        self._wake.set()
 
     def _uplink(self, stop: threading.Event) -> None:
-        cursor = 0
+        """Send the outbox: in order, or, behind a backlog, live events and backlog in turn.
+
+        After every (re)connect the uplink starts again from the oldest unacknowledged event. When
+        that event is older than ``live_after`` seconds, everything up to the newest event at that
+        moment is the backlog: batches of newer (live) events and of the backlog alternate, so live
+        state never waits hours behind a drain, and the backlog still drains at half the link's rate
+        or more. Order within each stream is sequence order; consumers order by ``seq``.
+        """
         generation = -1
+        backlog_cursor = live_cursor = boundary = 0
+        turn_live = True
         topic = topics.events(self.site.id, self.s.id)
         while not stop.is_set():
             self._settle_acks()
             if not self.central.connected.is_set():
-                self._wake.wait(0.5)
-                self._wake.clear()
+                self._idle()
                 continue
             with self._inflight_lock:
-                if generation != self._generation:
-                    # (Re)connected: start again from the oldest event not yet acknowledged.
-                    generation, cursor = self._generation, 0
+                fresh = generation != self._generation
+                generation = self._generation
                 busy = len(self._inflight) >= self.s.inflight_batches
+            if fresh:
+                backlog_cursor = live_cursor = 0
+                boundary = self._backlog_boundary()
             if busy:
-                self._wake.wait(0.5)
-                self._wake.clear()
+                self._idle()
                 continue
-            rows = self.outbox.peek(cursor, self.s.batch_size)
+            rows: list[tuple[int, dict[str, Any]]] = []
+            live_rows: list[tuple[int, dict[str, Any]]] = []
+            if boundary:
+                live_rows = self.outbox.peek(max(live_cursor, boundary), self.s.batch_size)
+                backlog_rows = self.outbox.peek(backlog_cursor, self.s.batch_size, upto=boundary)
+                if not backlog_rows:
+                    boundary = 0  # drained: back to one stream in order
+                    backlog_cursor = max(live_cursor, backlog_cursor)
+                rows = live_rows if (turn_live and live_rows) or not backlog_rows else backlog_rows
+                turn_live = not turn_live
+            if not boundary and not rows:
+                rows = self.outbox.peek(max(backlog_cursor, live_cursor), self.s.batch_size)
             if not rows:
-                self._wake.wait(0.5)
-                self._wake.clear()
+                self._idle()
                 continue
-            events = []
-            for seq, d in rows:
-                d["seq"] = seq
-                events.append(d)
-            payload = json.dumps(
-                {"v": 1, "gateway": self.s.id, "events": events}, separators=(",", ":")
-            ).encode()
-            with self._inflight_lock:
-                info = self.central.publish(topic, payload, qos=1)
-                if info.rc == 0:
-                    self._inflight[info.mid] = (generation, [seq for seq, _ in rows])
-                    cursor = rows[-1][0]
+            if self._send(topic, generation, rows):
+                last = rows[-1][0]
+                if rows is live_rows and boundary:
+                    live_cursor = last
+                else:
+                    backlog_cursor = last
         self._settle_acks()
+
+    def _backlog_boundary(self) -> int:
+        """The newest sequence number now, if the oldest unsent event is old enough to interleave."""
+        oldest = self.outbox.oldest()
+        if oldest is None:
+            return 0
+        age = (self._clock.now() - datetime.fromisoformat(oldest["received"])).total_seconds()
+        return self.outbox.last_seq() if age > self.s.live_after else 0
+
+    def _send(self, topic: str, generation: int, rows: list[tuple[int, dict[str, Any]]]) -> bool:
+        events = []
+        for seq, d in rows:
+            d["seq"] = seq
+            events.append(d)
+        payload = json.dumps({"v": 1, "gateway": self.s.id, "events": events}, separators=(",", ":")).encode()
+        with self._inflight_lock:
+            if generation != self._generation:
+                return False
+            info = self.central.publish(topic, payload, qos=1)
+            if info.rc != 0:
+                return False
+            self._inflight[info.mid] = (generation, [seq for seq, _ in rows])
+        return True
+
+    def _idle(self) -> None:
+        self._wake.wait(0.5)
+        self._wake.clear()
 
     def _settle_acks(self) -> None:
         done: list[int] = []
@@ -284,6 +394,8 @@ class Gateway:
             "quarantined": dict(self.quarantined),
             "ignored": dict(self.ignored),
             "dropped": {"outbox_full": self.outbox.dropped} if self.outbox.dropped else {},
+            "outbox_capacity": self.outbox.capacity,
+            "clock_steps_back": self._clock.steps_back,
             "recent_quarantine": list(self.quarantine_log)[-5:],
         }
 

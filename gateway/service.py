@@ -6,7 +6,7 @@ import argparse
 import logging
 import threading
 
-from ..cli import UsageError, ident_arg, mqtt_arg, site_arg
+from ..cli import UsageError, ident_arg, mqtt_arg, positive_float, site_arg
 from .bridge import Gateway, GatewaySettings
 from .outbox import POLICIES, OutboxError
 
@@ -32,11 +32,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--central", type=mqtt_arg, required=True, help="central broker URL (uplink)")
     p.add_argument("--data-dir", required=True, help="directory for the durable outbox")
     p.add_argument("--max-payload", type=_size, default=64 * 1024, help="largest device payload in bytes")
-    p.add_argument("--max-events", type=_size, default=2_000_000, help="outbox capacity in events")
+    p.add_argument(
+        "--max-outbox-mb",
+        type=_size,
+        default=1024,
+        help="outbox disk quota in MiB (see the README for days of outage)",
+    )
+    p.add_argument("--max-events", type=_size, default=10_000_000, help="outbox capacity in events")
     p.add_argument(
         "--full-policy", choices=POLICIES, default="drop-oldest", help="what to do when the outbox is full"
     )
-    p.add_argument("--health-interval", type=float, default=30.0, help="seconds between health reports")
+    p.add_argument(
+        "--health-interval", type=positive_float, default=30.0, help="seconds between health reports"
+    )
+    p.add_argument(
+        "--max-future", type=positive_float, default=600.0, help="quarantine device times further ahead (s)"
+    )
+    p.add_argument(
+        "--max-age",
+        type=positive_float,
+        default=30 * 86400.0,
+        help="quarantine device times older than this (s)",
+    )
+    p.add_argument(
+        "--live-after",
+        type=positive_float,
+        default=30.0,
+        help="interleave live events with a backlog older than this (s)",
+    )
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -48,6 +71,10 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         data_dir=args.data_dir,
         max_payload=args.max_payload,
         max_events=args.max_events,
+        max_outbox_bytes=args.max_outbox_mb * 1024 * 1024,
+        max_future=args.max_future,
+        max_age=args.max_age,
+        live_after=args.live_after,
         full_policy=args.full_policy,
         health_interval=args.health_interval,
     )

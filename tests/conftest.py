@@ -55,7 +55,11 @@ class Mosquitto:
             # default and drops the rest: tila's brokers keep them all.
             "max_queued_messages 0\n"
             "max_inflight_messages 100\n"
-            f"log_dest file {self.dir}/mosquitto.log\n" + extra
+            f"log_dest file {self.dir}/mosquitto.log\n"
+            # Started as root (CI), Mosquitto would switch to the 'mosquitto' user, which cannot
+            # write its persistence file and log into the test's directory: sessions and queued
+            # messages would then not survive a restart.
+            "user root\n" + extra
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

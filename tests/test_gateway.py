@@ -195,3 +195,32 @@ def test_gateway_keeps_events_through_an_uplink_outage_and_restart(
         assert sorted({e["seq"] for e in col2.events}) == list(range(2, 22))
         dev.stop()
         gw2.stop()
+
+
+def test_device_times_far_ahead_or_far_behind_are_quarantined(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tila.gateway.bridge import Gateway, GatewaySettings
+    from tila.sensors.site import parse_site
+
+    site = parse_site({
+        "site": {"id": "gwtest", "timezone": "UTC", "opening_hours": {"mon": "00:00-24:00"}},
+        "zones": [{"id": "z"}],
+        "spaces": [{"id": "d1", "kind": "desk", "zone": "z"}],
+        "sensors": [{"id": "d1-pir", "space": "d1", "format": "zigbee2mqtt", "topic": "zigbee2mqtt/d1-pir"}],
+    })  # fmt: skip
+    url = MqttUrl.parse("mqtt://127.0.0.1:1")
+    gw = Gateway(GatewaySettings(site=site, id="gw1", local=url, central=url, data_dir=str(tmp_path)))
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+
+    def at(t: datetime) -> list[dict[str, object]]:
+        return gw.decode(
+            "zigbee2mqtt/d1-pir", json.dumps({"occupancy": True, "last_seen": t.isoformat()}).encode(), now
+        )
+
+    assert len(at(now - timedelta(minutes=5))) == 1
+    assert at(now + timedelta(hours=1)) == []
+    assert at(now - timedelta(days=60)) == []
+    assert gw.quarantined == {"time_future": 1, "time_past": 1}
+    assert [q["reason"] for q in gw.quarantine_log] == ["time_future", "time_past"]
+    gw.outbox.close()
