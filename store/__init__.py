@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from ..aggregator.buckets import Bucket
@@ -49,13 +49,18 @@ def parse_store_url(url: str) -> StoreUrl:
 
 
 class Store(Protocol):
-    def load_checkpoint(self) -> dict[str, Any] | None: ...
+    """Where buckets live for readers (the API, reports). Every store passes the same test suite."""
 
-    def commit(self, buckets: list[Bucket], checkpoint: dict[str, Any]) -> None:
-        """Write (overwrite) these bucket rows and the checkpoint, all or nothing."""
+    def write_buckets(self, buckets: list[Bucket]) -> None:
+        """Write these rows, each replacing any row of the same (space, start): idempotent.
+
+        Raises StoreError when the write did not happen (never swallowed).
+        """
         ...
 
-    def buckets(self, start: datetime, end: datetime, spaces: list[str] | None = None) -> list[Bucket]: ...
+    def buckets(self, start: datetime, end: datetime, spaces: list[str] | None = None) -> list[Bucket]:
+        """Rows of slots starting in [start, end) of these spaces (all when None)."""
+        ...
 
     def ping(self) -> bool: ...
 

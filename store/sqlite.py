@@ -67,6 +67,21 @@ class SqliteStore:
                     self._db.execute("ROLLBACK")
                 raise StoreError(f"SQLite commit failed: {exc}") from exc
 
+    def write_buckets(self, buckets: list[Bucket]) -> None:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO buckets (space, start, occupied_s, covered_s, count_s, peak)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [b.as_tuple() for b in buckets],
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"SQLite write failed: {exc}") from exc
+
     def buckets(self, start: datetime, end: datetime, spaces: list[str] | None = None) -> list[Bucket]:
         """Buckets of slots starting in [start, end), of the given spaces (all when None)."""
         a, b = int(start.timestamp()), int(end.timestamp())
