@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "api": ("tila.api.service", "the HTTP API and the pages"),
     "sim": ("tila.sim.service", "simulated sensor firmware for every sensor of a site"),
+    "bench": ("tila.bench", "the benchmarks, printing figures and side-by-side ratios"),
 }
 
 

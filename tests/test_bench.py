@@ -1,0 +1,107 @@
+"""``tila bench``: the rows come out, measured and compared. No timing assertions: speed and memory
+targets live in the benchmark's output, not in tests."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import TILA
+
+from tila.bench import GROUPS, Row
+
+#: Every figure the gateway group measures (``--quick`` sizes); those with a same-run baseline.
+GATEWAY_ROWS = {
+    "outbox_append_3": True,
+    "outbox_append_100": True,
+    "outbox_append_500": True,
+    "outbox_disk_bytes_3": True,
+    "outbox_disk_bytes_100": True,
+    "outbox_disk_bytes_500": True,
+    "outbox_fill_backlog": False,
+    "outbox_bytes_at_rest": True,
+    "outbox_open_backlog": False,
+    "outbox_drain_loop": False,
+    "outbox_bytes_after_drain": True,
+    "gateway_start_backlog": False,
+    "gateway_drain_e2e": False,
+    "gateway_rss_drain": False,
+    "gateway_stop_backlog": False,
+    "gateway_rss_lab": True,
+    "gateway_cpu_lab": False,
+    "gateway_disk_bytes_lab": False,
+    "gateway_cpu_busy": False,
+    "gateway_disk_bytes_busy": False,
+    "gateway_delivered_lab": True,
+}
+
+
+def bench(args: list[str], tmp: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    # The bench's temporary directories go under tmp, so the test can see that they are cleaned up.
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    return subprocess.run(
+        [*TILA, "bench", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+@pytest.mark.integration
+def test_gateway_bench_quick_prints_and_writes_every_row(tmp_path: Path, mosquitto_available: None) -> None:
+    out = tmp_path / "bench.json"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    res = bench(["--only", "gateway", "--quick", "--json", str(out)], work)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    doc = json.loads(out.read_text())
+    assert doc["quick"] is True and doc["complete"] is True
+    assert doc["groups"] == ["gateway"] and doc["failed"] == []
+    assert doc["machine"]["cpus"] >= 1
+    rows = {r["key"]: r for r in doc["rows"]}
+    assert set(GATEWAY_ROWS) <= set(rows), set(GATEWAY_ROWS) - set(rows)
+    for key, row in rows.items():
+        assert row["group"] == "gateway"
+        value = row["value"]
+        assert isinstance(value, (int, float)) and math.isfinite(value), (key, value)
+        # CPU time is counted in clock ticks: a short quiet phase may honestly read 0.
+        assert value > 0 or (key.startswith("gateway_cpu_") and value == 0), (key, value)
+        if GATEWAY_ROWS.get(key):
+            assert row["baseline"] > 0 and row["baseline_figure"], key
+            assert row["ratio"] == pytest.approx(value / row["baseline"]), key
+        elif row["baseline"] is None:
+            assert row["ratio"] is None, key
+    # Not a speed figure: every event sent at lab load arrived, once.
+    assert rows["gateway_delivered_lab"]["ratio"] == 1
+    assert "0 duplicates" in rows["gateway_delivered_lab"]["note"]
+
+    # The table: each figure on stdout, the outbox's ratio against plain SQLite beside it.
+    assert "outbox append, 500 events/transaction" in res.stdout
+    line = next(ln for ln in res.stdout.splitlines() if "outbox append, 500 events/transaction" in ln)
+    assert line.rstrip().endswith("×")
+    assert "baseline: plain SQLite table" in res.stdout
+    assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--only", "nope"], "no benchmark group 'nope'"),
+        (["--json", "/nonexistent-dir/x.json"], "--json: no such directory"),
+    ],
+)
+def test_bad_options_end_with_exit_2_and_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    res = bench(args, tmp_path, timeout=20)
+    assert res.returncode == 2
+    assert message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_ratio_is_value_over_same_run_baseline() -> None:
+    assert Row("k", "f", 50.0, "events/s", 200.0, "base").ratio == 0.25
+    assert Row("k", "f", 50.0, "events/s").ratio is None
+    assert Row("k", "f", None, "events/s", 200.0, "base").ratio is None
+    assert Row("k", "f", 1.0, "s", 1.0, "b").to_dict("g")["ratio"] == 1.0
+    assert "gateway" in GROUPS
