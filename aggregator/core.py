@@ -6,7 +6,11 @@ Two views of every space are kept:
 - the **accounting** view replays events in event-time order once they are older than the
   lateness window (``lateness`` seconds behind the clock), so events from several gateways that
   arrive slightly out of order are still accrued in the order they happened. An event older than
-  what has already been accrued is *late*: it is applied at the accrued time and counted.
+  what has already been accrued is *late* (a gateway draining a backlog): the space's buckets are
+  accrued again from the slot the late event falls in, replaying the event log in event-time
+  order. The state at that slot's start follows from the events of the heartbeat allowance
+  before it (a sensor silent for longer is not live, whatever it last said), so the replay needs
+  nothing older. The result is the same as if the events had come in order.
 
 Everything needed to resume exactly (dedup trackers, both views, the not-yet-accrued events and the
 open buckets) is in :meth:`Aggregator.checkpoint`, which the service commits together with the
@@ -16,14 +20,16 @@ buckets before it acknowledges the messages they came from.
 from __future__ import annotations
 
 import heapq
+import zlib
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from ..sensors.events import Battery, Count, LinkQuality, Presence, Stamped
 from ..sensors.formats import FORMATS
 from ..sensors.site import Site
 from ..sensors.wire import event_from_dict, event_to_dict
-from .buckets import BUCKET_SECONDS, Bucket, OpenHours
+from .buckets import BUCKET_SECONDS, Bucket, OpenHours, slot
 from .dedup import SeqTracker
 from .state import SensorState, SpaceState, Timeline
 
@@ -35,6 +41,31 @@ MAX_AHEAD = 2.0
 SENSOR_REPUBLISH = 60.0
 
 
+class EventLog(Protocol):
+    """Where applied events are kept for accruing again (the service's journal; memory in tests)."""
+
+    def log(self, space: str, t: float, s: Stamped) -> None: ...
+
+    def events(self, space: str, start: float, end: float) -> list[tuple[float, Stamped]]: ...
+
+
+class MemoryLog:
+    def __init__(self) -> None:
+        self._events: dict[str, list[tuple[float, Stamped]]] = {}
+
+    def log(self, space: str, t: float, s: Stamped) -> None:
+        self._events.setdefault(space, []).append((t, s))
+
+    def events(self, space: str, start: float, end: float) -> list[tuple[float, Stamped]]:
+        found = [(t, s) for t, s in self._events.get(space, []) if start <= t <= end]
+        return sorted(found, key=lambda x: (x[0], x[1].gateway, x[1].seq))
+
+
+def partition(index: int, count: int) -> Callable[[str], bool]:
+    """Which spaces an aggregator instance owns when ``count`` instances share a site."""
+    return lambda space: zlib.crc32(space.encode()) % count == index
+
+
 def _sensors_of(site: Site, space_id: str) -> dict[str, SensorState]:
     return {
         s.id: SensorState(s.id, FORMATS[s.format].heartbeat.total_seconds())
@@ -43,16 +74,26 @@ def _sensors_of(site: Site, space_id: str) -> dict[str, SensorState]:
 
 
 class Aggregator:
-    def __init__(self, site: Site, lateness: float = 10.0) -> None:
+    def __init__(
+        self,
+        site: Site,
+        lateness: float = 10.0,
+        owns: Callable[[str], bool] | None = None,
+        log: EventLog | None = None,
+    ) -> None:
         self.site = site
         self.lateness = lateness
+        self.owns = owns or (lambda space: True)
+        self.log: EventLog = log if log is not None else MemoryLog()
         self.hours = OpenHours(site)
         self.trackers: dict[str, SeqTracker] = {}
-        self.live: dict[str, SpaceState] = {
-            sp.id: SpaceState(sp.id, _sensors_of(site, sp.id)) for sp in site.spaces
-        }
+        mine = [sp for sp in site.spaces if self.owns(sp.id)]
+        self.live: dict[str, SpaceState] = {sp.id: SpaceState(sp.id, _sensors_of(site, sp.id)) for sp in mine}
         self.timelines: dict[str, Timeline] = {
-            sp.id: Timeline(SpaceState(sp.id, _sensors_of(site, sp.id))) for sp in site.spaces
+            sp.id: Timeline(SpaceState(sp.id, _sensors_of(site, sp.id))) for sp in mine
+        }
+        self._heartbeat = {
+            sp.id: max((st.heartbeat for st in _sensors_of(site, sp.id).values()), default=0.0) for sp in mine
         }
         self._pending: list[tuple[float, str, int, Stamped]] = []
         self.counters: Counter[str] = Counter()
@@ -74,12 +115,16 @@ class Aggregator:
         if not tracker.add(s.seq):
             self.counters["duplicates"] += 1
             return "duplicate"
+        if sensor.space not in self.live:
+            self.counters["other_partition"] += 1
+            return "other_partition"
         self.counters["events"] += 1
         t = s.event.time.timestamp()
         if t > now + MAX_AHEAD:
             self.counters["clock_ahead"] += 1
             t = now
         self._apply_live(sensor.space, sensor.id, s, t)
+        self.log.log(sensor.space, t, s)
         heapq.heappush(self._pending, (t, s.gateway, s.seq, s))
         return "applied"
 
@@ -106,20 +151,47 @@ class Aggregator:
     def tick(self, now: float) -> None:
         """Accrue everything older than the lateness window; let silent sensors expire."""
         watermark = now - self.lateness
+        late: dict[str, float] = {}
         while self._pending and self._pending[0][0] <= watermark:
             t, _, _, s = heapq.heappop(self._pending)
             sensor = self.site.sensor(s.event.sensor)
             assert sensor is not None  # checked on ingest
             tl = self.timelines[sensor.space]
             if tl.accrued is not None and t < tl.accrued:
+                # Already logged: the replay below accrues it in its place.
                 self.counters["late"] += 1
-                t = tl.accrued
+                late[sensor.space] = min(t, late.get(sensor.space, t))
+                continue
             tl.apply(sensor.id, s.event, t, self.hours)
+        for space_id, since in late.items():
+            self._reaccrue(space_id, since)
         for tl in self.timelines.values():
             tl.advance(watermark, self.hours)
         for space in self.live.values():
             if space.evaluate(now):
                 self.changed_spaces.add(space.id)
+
+    def _reaccrue(self, space_id: str, since: float) -> None:
+        """Accrue the space again from the slot holding ``since`` up to where it had got."""
+        tl = self.timelines[space_id]
+        end = tl.accrued
+        assert end is not None
+        start = slot(since)
+        events = self.log.events(space_id, start - self._heartbeat[space_id], end)
+        fresh = Timeline(SpaceState(space_id, _sensors_of(self.site, space_id)))
+        for t, s in events:
+            if t < start:
+                fresh.space.sensors[s.event.sensor].update(s.event, t)
+        fresh.advance(start, self.hours)  # the state at the slot's start
+        for t, s in events:
+            if t >= start:
+                fresh.apply(s.event.sensor, s.event, t, self.hours)
+        fresh.advance(end, self.hours)
+        for k in [k for k in tl.buckets if k >= start]:
+            del tl.buckets[k]
+        tl.buckets.update(fresh.buckets)
+        tl.space = fresh.space
+        self.counters["reaccrued"] += 1
 
     # ---------------------------------------------------------------------------------- output
 

@@ -1,8 +1,11 @@
 """``tila aggregator``: canonical events from MQTT → state and buckets in the store, live state back.
 
-Messages are acknowledged to the broker only after the events in them are committed to the store
-(with the checkpoint), so a crash loses nothing: the broker redelivers what was not acknowledged and
-the dedup trackers in the checkpoint drop what was already applied.
+Messages are acknowledged to the broker only after the events in them are committed to the
+aggregator's journal (its own SQLite file, with the checkpoint and the bucket rows still to be
+written), so a crash loses nothing: the broker redelivers what was not acknowledged and the dedup
+trackers in the checkpoint drop what was already applied. A flusher writes bucket rows from the
+journal to the store; when the store is down they wait in the journal and the aggregator keeps
+consuming, reporting itself degraded.
 """
 
 from __future__ import annotations
@@ -11,40 +14,71 @@ import argparse
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+from .. import __version__
 from ..cli import UsageError, mqtt_arg, positive_float, site_arg, store_arg
 from ..mqtt import Connection, Message, MqttUrl
 from ..sensors import topics
 from ..sensors.site import Site
 from ..sensors.wire import WireError, decode_batch
 from ..store import Store, StoreError, StoreUrl, open_store
-from .core import Aggregator
+from .core import Aggregator, partition
+from .journal import Journal, JournalError
 from .state import SensorState, SpaceState
 
 log = logging.getLogger(__name__)
-
-HELP = "canonical events → per-space state and utilisation in the store; live state back onto MQTT"
 
 #: Commit at least this often while events flow (seconds), and at most this many messages at once.
 COMMIT_INTERVAL = 0.1
 COMMIT_MAX_MESSAGES = 1000
 #: How often time advances (silent sensors expire, buckets accrue) when no events come.
 TICK_INTERVAL = 1.0
+#: Bucket rows written to the store per request, and how often the flusher looks when idle.
+FLUSH_ROWS = 5000
+FLUSH_INTERVAL = 0.5
+HEALTH_INTERVAL = 10.0
+
+
+def partition_arg(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", value)
+    if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
+        raise argparse.ArgumentTypeError(f"must be I/N with 0 ≤ I < N, e.g. 0/2, not {value!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", type=site_arg, required=True, help="site file (TOML), or 'bundled'")
     p.add_argument("--mqtt", type=mqtt_arg, required=True, help="central broker URL, mqtt://host:port")
-    p.add_argument("--store", type=store_arg, required=True, help="store URL, sqlite:///PATH")
-    p.add_argument("--id", default="1", help="aggregator instance id (client id suffix)")
+    p.add_argument("--store", type=store_arg, required=True, help="store URL (sqlite:///PATH or InfluxDB)")
+    p.add_argument("--id", default="1", help="aggregator instance id (client id, journal file)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory for the aggregator's journal (default: beside a SQLite store; needed otherwise)",
+    )
+    p.add_argument(
+        "--partition",
+        type=partition_arg,
+        default=(0, 1),
+        help="I/N: this instance keeps the spaces of partition I of N (several aggregators per site)",
+    )
     p.add_argument(
         "--lateness",
         type=positive_float,
         default=10.0,
         help="seconds events may arrive out of order before they count as late",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=positive_float,
+        default=60.0,
+        help="days raw events are kept in the journal (late events older than that are not re-accrued)",
     )
 
 
@@ -64,19 +98,33 @@ def sensor_payload(st: SensorState) -> bytes:
 
 class AggregatorService:
     def __init__(
-        self, site: Site, mqtt: MqttUrl, store: Store, instance: str = "1", lateness: float = 10.0
+        self,
+        site: Site,
+        mqtt: MqttUrl,
+        store: Store,
+        journal: Journal,
+        instance: str = "1",
+        lateness: float = 10.0,
+        part: tuple[int, int] = (0, 1),
+        retention_days: float = 60.0,
     ) -> None:
         self.site = site
         self.store = store
-        self.core = Aggregator(site, lateness)
-        doc = store.load_checkpoint()
+        self.journal = journal
+        self.instance = instance
+        self.retention = retention_days * 86400
+        owns = partition(*part) if part[1] > 1 else None
+        self.core = Aggregator(site, lateness, owns=owns, log=journal)
+        doc = journal.load_checkpoint()
         if doc is not None:
             try:
                 self.core.restore(doc)
             except (ValueError, KeyError, TypeError) as exc:
-                raise UsageError(f"the store holds a checkpoint this aggregator cannot use: {exc}") from exc
+                raise UsageError(
+                    f"{journal.path} holds a checkpoint this aggregator cannot use: {exc}"
+                ) from exc
             log.info(
-                "resumed from checkpoint: %d gateways, %d pending events",
+                "resumed: %d gateways, %d events in the lateness window",
                 len(self.core.trackers),
                 self.core.pending,
             )
@@ -88,14 +136,21 @@ class AggregatorService:
             manual_ack=True,
             subscriptions=[(topics.events_all(site.id), 1)],
             on_message=self._inbox.put,
+            status=(topics.aggregator_status(site.id, instance), b"online", b"offline"),
             # Mosquitto's default max_inflight_messages is 20; each message is a batch of events.
             max_inflight=100,
         )
         self.store_ok = True
+        self.store_error = ""
+        self._lag = 0.0
+
+    # ------------------------------------------------------------------------------------ run
 
     def run(self, stop: threading.Event) -> None:
         self.conn.start()
-        last_tick = 0.0
+        flusher = threading.Thread(target=self._flusher, args=(stop,), name="aggregator-flush", daemon=True)
+        flusher.start()
+        last_tick = last_health = last_prune = 0.0
         unacked: list[Message] = []
         try:
             while not stop.is_set():
@@ -112,21 +167,32 @@ class AggregatorService:
                     self.core.tick(now)
                     last_tick = now
                     if self._commit():
-                        for msg in unacked:
-                            if msg.qos:
-                                self.conn.ack(msg.mid, msg.qos)
-                        unacked.clear()
+                        self._ack(unacked)
                         self._publish_changes()
                     else:
                         stop.wait(1.0)
+                if now - last_prune > 3600:
+                    pruned = self.journal.prune(now - self.retention)
+                    if pruned:
+                        log.info("deleted %d raw events older than %g days", pruned, self.retention / 86400)
+                    last_prune = now
+                if now - last_health >= HEALTH_INTERVAL:
+                    self._publish_health()
+                    last_health = now
         finally:
             # Messages not yet taken from the inbox stay unacknowledged: the broker redelivers them.
             if self._commit():
-                for msg in unacked:
-                    if msg.qos:
-                        self.conn.ack(msg.mid, msg.qos)
+                self._ack(unacked)
                 self._publish_changes()
+            flusher.join(5)
+            self._publish_health()
             self.conn.stop()
+
+    def _ack(self, messages: list[Message]) -> None:
+        for msg in messages:
+            if msg.qos:
+                self.conn.ack(msg.mid, msg.qos)
+        messages.clear()
 
     def _handle(self, msg: Message) -> None:
         try:
@@ -143,20 +209,53 @@ class AggregatorService:
             outcome = self.core.ingest(s, now)
             if outcome.startswith("quarantined"):
                 log.warning("event %s/%d %s (sensor %r)", s.gateway, s.seq, outcome, s.event.sensor[:64])
+            elif outcome == "applied":
+                self._lag = max(0.0, now - s.received.timestamp())
 
     def _commit(self) -> bool:
         try:
-            self.store.commit(self.core.buckets(), self.core.checkpoint())
-        except StoreError as exc:
-            if self.store_ok:
-                log.error("store commit failed (will retry, nothing acknowledged): %s", exc)
-            self.store_ok = False
+            self.journal.commit(self.core.buckets(), self.core.checkpoint())
+        except JournalError as exc:
+            log.error("journal commit failed (nothing acknowledged; will retry): %s", exc)
             return False
         self.core.forget_closed()
-        if not self.store_ok:
-            log.info("store is back")
-        self.store_ok = True
         return True
+
+    # -------------------------------------------------------------------------------- flushing
+
+    def _flusher(self, stop: threading.Event) -> None:
+        """Write pending bucket rows to the store; on failure keep them and try again."""
+        delay = FLUSH_INTERVAL
+        while True:
+            rows = self.journal.pending(FLUSH_ROWS)
+            if rows:
+                try:
+                    self.store.write_buckets([b for b, _ in rows])
+                except StoreError as exc:
+                    if self.store_ok:
+                        log.error("store write failed; rows wait in the journal: %s", exc)
+                    self.store_ok, self.store_error = False, str(exc)[:200]
+                    delay = min(delay * 2, 30.0)
+                else:
+                    self.journal.written(rows)
+                    if not self.store_ok:
+                        log.info("store is back; writing what waited")
+                    self.store_ok, self.store_error, delay = True, "", FLUSH_INTERVAL
+                    if len(rows) == FLUSH_ROWS:
+                        continue  # more waiting: no pause
+            if stop.wait(delay if rows else FLUSH_INTERVAL):
+                # One last try to hand over what is pending; what fails stays in the journal.
+                if rows and self.store_ok:
+                    try:
+                        rest = self.journal.pending(FLUSH_ROWS)
+                        if rest:
+                            self.store.write_buckets([b for b, _ in rest])
+                            self.journal.written(rest)
+                    except StoreError:
+                        pass
+                return
+
+    # ------------------------------------------------------------------------------ publishing
 
     def _publish_changes(self) -> None:
         spaces, sensors = self.core.take_changes()
@@ -167,17 +266,52 @@ class AggregatorService:
                 topics.sensor_state(self.site.id, st.id), sensor_payload(st), qos=1, retain=True
             )
 
+    def health(self) -> dict[str, Any]:
+        pending_rows = self.journal.pending_count()
+        return {
+            "aggregator": self.instance,
+            "version": __version__,
+            "time": datetime.now(UTC).isoformat(),
+            "status": "ok" if self.store_ok else "degraded",
+            "store": {"ok": self.store_ok, "error": self.store_error, "pending_rows": pending_rows},
+            "spaces": len(self.core.live),
+            "lag_s": round(self._lag, 3),
+            "lateness_window_events": self.core.pending,
+            "counters": dict(self.core.counters),
+        }
+
+    def _publish_health(self) -> None:
+        if self.conn.connected.is_set():
+            body = json.dumps(self.health(), separators=(",", ":")).encode()
+            self.conn.publish(topics.aggregator_health(self.site.id, self.instance), body, qos=1, retain=True)
+
+
+def default_data_dir(store: StoreUrl) -> Path | None:
+    return Path(store.path).resolve().parent if store.kind == "sqlite" else None
+
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
     store_url: StoreUrl = args.store
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(store_url)
+    if data_dir is None:
+        raise UsageError("--data-dir is needed with this store (the aggregator keeps its journal there)")
     try:
         store = open_store(store_url)
     except StoreError as exc:
         raise UsageError(str(exc)) from exc
-    service = AggregatorService(args.site, args.mqtt, store, args.id, args.lateness)
-    log.info("aggregator for site %s: %s → %s", args.site.id, args.mqtt, store_url)
+    try:
+        journal = Journal(data_dir / f"aggregator-{args.site.id}-{args.id}.db")
+    except JournalError as exc:
+        store.close()
+        raise UsageError(str(exc)) from exc
+    service = AggregatorService(
+        args.site, args.mqtt, store, journal, args.id, args.lateness, args.partition, args.retention_days
+    )
+    part = f" partition {args.partition[0]}/{args.partition[1]}" if args.partition[1] > 1 else ""
+    log.info("aggregator %s%s for site %s: %s → %s", args.id, part, args.site.id, args.mqtt, store_url)
     try:
         service.run(stop)
     finally:
+        journal.close()
         store.close()
     return 0

@@ -50,6 +50,7 @@ def demo_start(now: datetime) -> datetime:
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
     # Imported here: only the demo needs all of them in one process.
+    from .aggregator.journal import Journal
     from .aggregator.service import AggregatorService
     from .api.app import create_app
     from .api.auth import Tokens
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
 
     # Threads stop in reverse order of the pipeline: devices first, the API last.
     stops = {name: threading.Event() for name in ("sim", "gateway", "aggregator", "api")}
-    aggregator = AggregatorService(site, url, store, "demo", lateness=2.0)
+    journal = Journal(data / "aggregator.db")
+    aggregator = AggregatorService(site, url, store, journal, "demo", lateness=2.0)
     gateway = Gateway(
         GatewaySettings(
             site=site,
@@ -157,6 +159,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         thread.join(10)
         if thread.is_alive():
             log.warning("%s did not stop within 10 s", name)
+    journal.close()
     store.close()
     broker.stop()
     if tmp is not None:

@@ -25,6 +25,18 @@ def gateways_all(site: str) -> str:
     return f"{PREFIX}/{site}/gateways/+/+"
 
 
+def aggregator_status(site: str, instance: str) -> str:
+    return f"{PREFIX}/{site}/aggregators/{instance}/status"
+
+
+def aggregator_health(site: str, instance: str) -> str:
+    return f"{PREFIX}/{site}/aggregators/{instance}/health"
+
+
+def aggregators_all(site: str) -> str:
+    return f"{PREFIX}/{site}/aggregators/+/+"
+
+
 def space_state(site: str, space: str) -> str:
     return f"{PREFIX}/{site}/spaces/{space}/state"
 

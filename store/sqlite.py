@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from ..aggregator.buckets import Bucket
 from . import StoreError
@@ -22,10 +20,6 @@ CREATE TABLE IF NOT EXISTS buckets (
     peak INTEGER NOT NULL,
     PRIMARY KEY (start, space)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS checkpoint (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    doc TEXT NOT NULL
-);
 """
 
 
@@ -45,28 +39,6 @@ class SqliteStore:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
 
-    def load_checkpoint(self) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT doc FROM checkpoint WHERE id = 1").fetchone()
-        return json.loads(row[0]) if row else None
-
-    def commit(self, buckets: list[Bucket], checkpoint: dict[str, Any]) -> None:
-        doc = json.dumps(checkpoint, separators=(",", ":"))
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO buckets (space, start, occupied_s, covered_s, count_s, peak)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [b.as_tuple() for b in buckets],
-                )
-                self._db.execute("INSERT OR REPLACE INTO checkpoint (id, doc) VALUES (1, ?)", (doc,))
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise StoreError(f"SQLite commit failed: {exc}") from exc
-
     def write_buckets(self, buckets: list[Bucket]) -> None:
         with self._lock:
             try:
@@ -78,8 +50,7 @@ class SqliteStore:
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                self._rollback()
                 raise StoreError(f"SQLite write failed: {exc}") from exc
 
     def buckets(self, start: datetime, end: datetime, spaces: list[str] | None = None) -> list[Bucket]:
@@ -91,8 +62,18 @@ class SqliteStore:
             sql += f" AND space IN ({','.join('?' * len(spaces))})"
             params.extend(spaces)
         with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
+            try:
+                rows = self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite read failed: {exc}") from exc
         return [Bucket(*r) for r in rows]
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # a closed or broken connection has nothing to roll back
 
     def ping(self) -> bool:
         try:
