@@ -112,14 +112,74 @@ class UtilisationRow(BaseModel):
     coverage: float | None = Field(description="share of open time with live sensor data")
 
 
+Level = Literal["space", "zone", "kind", "site"]
+
+
+def _drop_absent_ids(out: dict[str, Any]) -> dict[str, Any]:
+    # A row names its group under the level's own key (``"zone": "quiet-zone"``); the other id
+    # keys are left out rather than null.
+    for key in ("space", "zone", "kind", "site"):
+        if key in out and out[key] is None:
+            del out[key]
+    return out
+
+
+class UtilisationGroupRow(BaseModel):
+    """A row for a group of spaces (``group=zone|kind|site``): sums over the selected spaces."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"description": "the group's id is under the key named by `group`"}
+    )
+
+    group: Literal["zone", "kind", "site"]
+    zone: str | None = None
+    kind: Kind | None = None
+    site: str | None = None
+    start: str = Field(description="start of the interval, ISO 8601 in the site's time zone")
+    occupied_seconds: float = Field(description="occupied space-seconds within opening hours")
+    open_seconds: float = Field(description="open space-seconds: open seconds × spaces")
+    frequency: float | None = Field(description="Σ occupied seconds ÷ Σ open seconds")
+    occupancy: float | None = Field(description="Σ head-count-seconds ÷ Σ (capacity × occupied seconds)")
+    utilisation: float | None = Field(description="Σ head-count-seconds ÷ Σ (capacity × open seconds)")
+    mean_count: float | None = Field(description="Σ head-count-seconds ÷ Σ occupied seconds")
+    peak_count: int = Field(
+        description="largest Σ over the spaces of their peak in one 15-minute slot: an upper bound "
+        "of the largest concurrent head count"
+    )
+    coverage: float | None = Field(description="Σ seconds with a known state ÷ Σ open seconds")
+    spaces: int = Field(description="selected spaces in the group")
+    capacity: int = Field(description="seats of those spaces (Σ capacity)")
+
+    @model_serializer(mode="wrap")
+    def _drop_absent(self, handler: Any):  # type: ignore[no-untyped-def]  # unannotated: keeps the schema
+        return _drop_absent_ids(handler(self))
+
+
 class HeatmapCell(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"description": "the group's id is under the key named by `group`"}
+    )
+
+    group: Level
+    space: str | None = None
+    zone: str | None = None
+    kind: Kind | None = None
+    site: str | None = None
     weekday: int = Field(description="0 = Monday … 6 = Sunday", ge=0, le=6)
     day: str = Field(description="mon … sun")
-    hour: int = Field(description="local hour of the day, 0–23", ge=0, le=23)
+    hour: int = Field(
+        description="local hour of the day, 0–23, that the 15-minute slots start in", ge=0, le=23
+    )
     open_seconds: float = Field(description="open seconds of one space in these hours over the window")
-    frequency: float | None
-    utilisation: float | None
-    coverage: float | None
+    frequency: float | None = Field(description="Σ occupied seconds ÷ Σ open seconds")
+    occupancy: float | None = Field(description="Σ head-count-seconds ÷ Σ (capacity × occupied seconds)")
+    utilisation: float | None = Field(description="Σ head-count-seconds ÷ Σ (capacity × open seconds)")
+    coverage: float | None = Field(description="Σ seconds with a known state ÷ Σ open seconds")
+    spaces: int = Field(description="selected spaces in the group")
+
+    @model_serializer(mode="wrap")
+    def _drop_absent(self, handler: Any):  # type: ignore[no-untyped-def]  # unannotated: keeps the schema
+        return _drop_absent_ids(handler(self))
 
 
 class ErrorOut(BaseModel):

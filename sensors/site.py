@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .holidays import CALENDARS, holidays_in
+
 KINDS = ("desk", "room", "booth", "event")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LANGUAGES = ("fi", "sv", "en")
@@ -23,6 +25,9 @@ LANGUAGES = ("fi", "sv", "en")
 #: Ids end up in MQTT topics and URLs: no '/', '+', '#', spaces or upper case.
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: ``holidays = "none"`` in the site file: no public-holiday calendar.
+NO_HOLIDAYS = "none"
 
 
 class SiteError(ValueError):
@@ -81,6 +86,12 @@ class Site:
     spaces: tuple[Space, ...]
     sensors: tuple[Sensor, ...]
     source: str = "<site>"
+    #: Public-holiday calendar (a key of :data:`tila.sensors.holidays.CALENDARS`), None for none.
+    holidays: str | None = "FI"
+    #: Local dates closed although their weekday has hours (an extra closure).
+    closed_dates: frozenset[date] = frozenset()
+    #: Local dates open with these hours although a holiday or a closed weekday.
+    open_dates: dict[date, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     _space_index: dict[str, Space] = field(init=False, repr=False, compare=False)
     _sensor_index: dict[str, Sensor] = field(init=False, repr=False, compare=False)
     _topic_index: dict[str, Sensor] = field(init=False, repr=False, compare=False)
@@ -109,11 +120,32 @@ class Site:
     def sensors_of(self, space_id: str) -> tuple[Sensor, ...]:
         return tuple(s for s in self.sensors if s.space == space_id)
 
+    def holiday(self, day: date) -> str | None:
+        """The name of the public holiday on the local date ``day``, if the calendar has one."""
+        if self.holidays is None:
+            return None
+        return holidays_in(self.holidays, day.year).get(day)
+
+    def hours_on(self, day: date) -> tuple[tuple[int, int], ...]:
+        """Opening hours of the local date ``day`` as (start, end) minutes after local midnight.
+
+        ``open_dates`` win over everything, then ``closed_dates`` and public holidays close the day,
+        else the weekday's hours apply.
+        """
+        hours = self.open_dates.get(day)
+        if hours is not None:
+            return hours
+        if day in self.closed_dates or self.holiday(day) is not None:
+            return ()
+        return self.opening_hours.get(day.weekday(), ())
+
     def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """Opening hours that fall within [start, end), as UTC intervals in time order.
 
         Hours are local wall-clock times in the site's time zone, so a day on which daylight saving
         changes has one hour more or less of opening time only if the change falls inside the hours.
+        Public holidays and ``closed_dates`` have none; ``open_dates`` have theirs (see
+        :meth:`hours_on`).
         """
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("open_intervals needs timezone-aware datetimes")
@@ -122,7 +154,7 @@ class Site:
         day: date = start.astimezone(tz).date() - timedelta(days=1)
         last: date = end.astimezone(tz).date() + timedelta(days=1)
         while day <= last:
-            for a, b in self.opening_hours.get(day.weekday(), ()):
+            for a, b in self.hours_on(day):
                 lo = _local(day, a, tz)
                 hi = _local(day, b, tz)
                 lo, hi = max(lo, start), min(hi, end)
@@ -189,6 +221,7 @@ def parse_site(doc: dict[str, Any], file: str = "<site>") -> Site:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise err("site.timezone", f"unknown time zone {tz_name!r}") from exc
     hours = _opening_hours(site.get("opening_hours"), err)
+    calendar, closed, opened = _calendar(site, hours, err)
 
     zones: list[Zone] = []
     for i, z in enumerate(_tables(doc, "zones", err)):
@@ -250,7 +283,19 @@ def parse_site(doc: dict[str, Any], file: str = "<site>") -> Site:
         topics[topic] = sid
         sensors.append(Sensor(sid, space, fmt, topic))
 
-    return Site(site_id, name, tz_name, hours, tuple(zones), tuple(spaces), tuple(sensors), file)
+    return Site(
+        site_id,
+        name,
+        tz_name,
+        hours,
+        tuple(zones),
+        tuple(spaces),
+        tuple(sensors),
+        file,
+        calendar,
+        closed,
+        opened,
+    )
 
 
 def _tables(doc: dict[str, Any], name: str, err: Any) -> list[dict[str, Any]]:
@@ -304,23 +349,85 @@ def _opening_hours(value: Any, err: Any) -> dict[int, tuple[tuple[int, int], ...
         key = f"site.opening_hours.{day}"
         if day not in DAYS:
             raise err(key, f"unknown day (use {', '.join(DAYS)})")
-        specs = spec if isinstance(spec, list) else [spec]
-        ranges: list[tuple[int, int]] = []
-        for one in specs:
-            for part in str(one).split(",") if isinstance(one, str) else [one]:
-                m = _HOURS.match(part.strip()) if isinstance(part, str) else None
-                if not m:
-                    raise err(key, f'must be "HH:MM-HH:MM", not {part!r}')
-                h1, m1, h2, m2 = map(int, m.groups())
-                if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
-                    raise err(key, f"not a time of day in {part.strip()!r}")
-                a, b = h1 * 60 + m1, h2 * 60 + m2
-                if b <= a:
-                    raise err(key, f"closes before it opens in {part.strip()!r}")
-                ranges.append((a, b))
-        ranges.sort()
-        for (_, b1), (a2, _) in itertools.pairwise(ranges):
-            if a2 < b1:
-                raise err(key, "overlapping hours")
-        out[DAYS.index(day)] = tuple(ranges)
+        out[DAYS.index(day)] = _ranges(spec, key, err)
     return out
+
+
+def _ranges(spec: Any, key: str, err: Any) -> tuple[tuple[int, int], ...]:
+    """``"HH:MM-HH:MM"`` ranges (comma-separated or a list) as sorted (start, end) minutes."""
+    specs = spec if isinstance(spec, list) else [spec]
+    ranges: list[tuple[int, int]] = []
+    for one in specs:
+        for part in str(one).split(",") if isinstance(one, str) else [one]:
+            m = _HOURS.match(part.strip()) if isinstance(part, str) else None
+            if not m:
+                raise err(key, f'must be "HH:MM-HH:MM", not {part!r}')
+            h1, m1, h2, m2 = map(int, m.groups())
+            if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
+                raise err(key, f"not a time of day in {part.strip()!r}")
+            a, b = h1 * 60 + m1, h2 * 60 + m2
+            if b <= a:
+                raise err(key, f"closes before it opens in {part.strip()!r}")
+            ranges.append((a, b))
+    ranges.sort()
+    for (_, b1), (a2, _) in itertools.pairwise(ranges):
+        if a2 < b1:
+            raise err(key, "overlapping hours")
+    return tuple(ranges)
+
+
+def _date(value: Any, key: str, err: Any) -> date:
+    """A local date: TOML's own ``2026-12-24`` or the string ``"2026-12-24"``."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE.match(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise err(key, f"must be a date YYYY-MM-DD, not {value!r}")
+
+
+def _calendar(
+    site: dict[str, Any], hours: dict[int, tuple[tuple[int, int], ...]], err: Any
+) -> tuple[str | None, frozenset[date], dict[date, tuple[tuple[int, int], ...]]]:
+    """``holidays``, ``closed_dates`` and ``open_dates`` of the [site] table."""
+    name = site.get("holidays", "FI")
+    known = ", ".join([*CALENDARS, NO_HOLIDAYS])
+    if not isinstance(name, str) or (name not in CALENDARS and name != NO_HOLIDAYS):
+        raise err("site.holidays", f"unknown holiday calendar {name!r} (known: {known})")
+    calendar = None if name == NO_HOLIDAYS else name
+
+    raw_closed = site.get("closed_dates", [])
+    if not isinstance(raw_closed, list):
+        raise err("site.closed_dates", 'must be a list of dates, e.g. ["2026-12-23"]')
+    closed = frozenset(_date(v, f"site.closed_dates[{i}]", err) for i, v in enumerate(raw_closed))
+
+    raw_open = site.get("open_dates", [])
+    opened: dict[date, tuple[tuple[int, int], ...]] = {}
+    if isinstance(raw_open, list):
+        # A list opens each date on its weekday's own hours (lifting a holiday or a closure).
+        for i, v in enumerate(raw_open):
+            key = f"site.open_dates[{i}]"
+            day = _date(v, key, err)
+            spans = hours.get(day.weekday(), ())
+            if not spans:
+                raise err(
+                    key,
+                    f"{day} is a {DAYS[day.weekday()]}, which has no opening hours; give its hours: "
+                    f'open_dates = {{ "{day}" = "10:00-16:00" }}',
+                )
+            opened[day] = spans
+    elif isinstance(raw_open, dict):
+        for k, spec in raw_open.items():
+            key = f"site.open_dates.{k}"
+            opened[_date(k, key, err)] = _ranges(spec, key, err)
+    else:
+        raise err(
+            "site.open_dates",
+            'must be a list of dates or a table of date = "HH:MM-HH:MM", e.g. { "2026-05-02" = "10:00-16:00" }',
+        )
+    both = sorted(closed & opened.keys())
+    if both:
+        raise err("site.open_dates", f"{both[0]} is also in site.closed_dates")
+    return calendar, closed, opened

@@ -181,7 +181,7 @@ FROM, TO = "2026-01-12T02:00:00+02:00", "2026-01-12T04:00:00+02:00"
 
 def commit_hand_made_buckets(api: Api) -> None:
     t0 = ts("2026-01-12T00:00:00+00:00")
-    api.store.commit(
+    api.store.write_buckets(
         [
             # desk-01: occupied 10 min of the first quarter (15 min known), the whole second quarter
             Bucket("desk-01", t0, occupied_s=600, covered_s=900, count_s=600, peak=1),
@@ -190,8 +190,7 @@ def commit_hand_made_buckets(api: Api) -> None:
             Bucket("room-a", t0 + 3600, occupied_s=900, covered_s=900, count_s=2700, peak=3),
             # outside the window: must not count
             Bucket("desk-01", t0 + 7200, occupied_s=900, covered_s=900, count_s=900, peak=1),
-        ],
-        {"test": True},
+        ]
     )
 
 
@@ -324,6 +323,78 @@ def test_heatmap_by_weekday_and_hour(api: Api, client: TestClient) -> None:
     )
 
 
+def test_utilisation_rolled_up_by_zone_kind_and_site(api: Api, client: TestClient) -> None:
+    commit_hand_made_buckets(api)
+
+    def get(**p: str) -> list[dict[str, object]]:
+        r = client.get("/v1/utilisation", params={"from": FROM, "to": TO, **p}, headers=ANALYST)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    zones = get(group="zone")
+    assert zones == [
+        {
+            "group": "zone",
+            "zone": "open",
+            "start": "2026-01-12T02:00:00+02:00",
+            "occupied_seconds": 1500.0,
+            "open_seconds": 21600.0,  # 3 desks × 2 h, in space-seconds
+            "frequency": round(1500 / 21600, 6),
+            "occupancy": 1.0,
+            "utilisation": round(1500 / 21600, 6),
+            "mean_count": 1.0,
+            "peak_count": 1,
+            "coverage": round(1800 / 21600, 6),
+            "spaces": 3,
+            "capacity": 3,
+        },
+        {
+            "group": "zone",
+            "zone": "rooms",
+            "start": "2026-01-12T02:00:00+02:00",
+            "occupied_seconds": 900.0,
+            "open_seconds": 14400.0,
+            "frequency": 0.0625,
+            "occupancy": 0.75,  # 2700 head-count-seconds ÷ (4 seats × 900 s)
+            "utilisation": 0.075,  # 2700 ÷ (5 seats × 7200 s)
+            "mean_count": 3.0,
+            "peak_count": 3,
+            "coverage": 0.0625,
+            "spaces": 2,
+            "capacity": 5,
+        },
+    ]
+    assert [(x["kind"], x["spaces"]) for x in get(group="kind")] == [("desk", 3), ("room", 1), ("booth", 1)]
+    hours = get(group="site", interval="1h")
+    assert [(x["site"], x["start"][11:13], x["occupied_seconds"]) for x in hours] == [
+        ("lab", "02", 1500.0),
+        ("lab", "03", 900.0),
+    ]
+    # Filters choose the spaces, the group sums them.
+    assert [x["zone"] for x in get(group="zone", kind="room")] == ["rooms"]
+    assert get(group="site", space="desk-01")[0]["spaces"] == 1
+    # The default stays one row per space, as the contract has it.
+    assert "group" not in get()[0]
+    r = client.get("/v1/utilisation", params={"from": FROM, "to": TO, "group": "floor"}, headers=ANALYST)
+    assert r.status_code == 422
+    assert r.json()["message"].startswith("group:") and "'zone'" in r.json()["message"]
+
+
+def test_heatmap_by_group(api: Api, client: TestClient) -> None:
+    commit_hand_made_buckets(api)
+    r = client.get(
+        "/v1/utilisation/heatmap", params={"from": FROM, "to": TO, "group": "zone"}, headers=ANALYST
+    )
+    assert r.status_code == 200, r.text
+    cells = r.json()
+    assert [(c["zone"], c["hour"]) for c in cells] == [("open", 2), ("open", 3), ("rooms", 2), ("rooms", 3)]
+    rooms = cells[3]
+    assert rooms["group"] == "zone" and "space" not in rooms and "site" not in rooms
+    assert rooms["utilisation"] == round(2700 / (5 * 3600), 6) and rooms["occupancy"] == 0.75
+    default = client.get("/v1/utilisation/heatmap", params={"from": FROM, "to": TO}, headers=ANALYST).json()
+    assert {(c["group"], c["site"]) for c in default} == {("site", "lab")}
+
+
 def test_a_failing_store_is_a_503(api: Api, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> list[Bucket]:
         raise StoreError("disk on fire")
@@ -394,7 +465,7 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
         assert path in doc["paths"], path
     assert doc["components"]["securitySchemes"]["token"]["scheme"].lower() == "bearer"
     params = {p["name"] for p in doc["paths"]["/v1/utilisation"]["get"]["parameters"]}
-    assert {"from", "to", "space", "zone", "kind", "interval"} <= params
+    assert {"from", "to", "space", "zone", "kind", "interval", "group"} <= params
 
 
 # ------------------------------------------------------------------------------------------ pages

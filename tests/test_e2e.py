@@ -26,13 +26,14 @@ ANALYST = "e2e-analyst-token"
 
 
 def e2e_site(tmp_path: Path) -> Path:
-    """The bundled site, open around the clock so that every simulated second counts."""
+    """The bundled site, open around the clock (holidays too) so that every simulated second counts."""
     text = bundled_site_path().read_text(encoding="utf-8")
     start = text.index("opening_hours")
     end = text.index("\n", start)
     days = ", ".join(f'{d} = "00:00-24:00"' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))
     path = tmp_path / "site.toml"
-    path.write_text(text[:start] + f"opening_hours = {{ {days} }}" + text[end:], encoding="utf-8")
+    hours = f'holidays = "none"\nopening_hours = {{ {days} }}'
+    path.write_text(text[:start] + hours + text[end:], encoding="utf-8")
     return path
 
 

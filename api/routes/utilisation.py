@@ -2,8 +2,9 @@
 
 Both read 15-minute buckets for the slot-aligned window (the slot holding ``from`` up to the one
 holding ``to``, as :func:`tila.aggregator.metrics.window` counts open time) and apply the metrics of
-:mod:`tila.aggregator.metrics`. They are plain ``def`` routes: the store is blocking I/O, so FastAPI
-runs them in its thread pool, off the event loop.
+:mod:`tila.aggregator.metrics`, per space or rolled up by ``group`` (zone, kind, site). They are
+plain ``def`` routes: the store is blocking I/O, so FastAPI runs them in its thread pool, off the
+event loop.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BeforeValidator
 
-from ...aggregator.metrics import QueryError, utilisation, window
+from ...aggregator.metrics import QueryError, heatmap, utilisation, window
 from ...sensors.site import KINDS, Site
 from ..auth import AUTH_RESPONSES, AnalystDep
 from ..deps import CtxDep
 from ..errors import invalid
-from ..heatmap import heatmap
-from ..models import HeatmapCell, UtilisationRow, ValidationErrorOut
+from ..models import HeatmapCell, UtilisationGroupRow, UtilisationRow, ValidationErrorOut
 
 router = APIRouter(prefix="/v1/utilisation", tags=["utilisation"])
 
@@ -63,6 +63,7 @@ def parse_time(value: object) -> datetime:
 When = Annotated[datetime, BeforeValidator(parse_time)]
 FromQ = Annotated[When, Query(alias="from", description=f"window start, ISO 8601 with offset ({_EXAMPLE})")]
 ToQ = Annotated[When, Query(description="window end (exclusive), ISO 8601 with offset")]
+Level = Literal["space", "zone", "kind", "site"]
 Ids = Annotated[
     list[str] | None,
     Query(description="repeat the parameter or separate ids with commas; omitted means all"),
@@ -106,9 +107,9 @@ def _slot_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 @router.get(
     "",
-    response_model=list[UtilisationRow],
+    response_model=list[UtilisationRow | UtilisationGroupRow],
     responses=RESPONSES,
-    summary="Utilisation rows per space and interval",
+    summary="Utilisation rows per space (or zone, kind, site) and interval",
 )
 def get_utilisation(
     ctx: CtxDep,
@@ -121,6 +122,13 @@ def get_utilisation(
     interval: Annotated[
         Literal["15m", "1h", "1d", "total"], Query(description="row length, in local time")
     ] = "total",
+    group: Annotated[
+        Level,
+        Query(
+            description="one row per space (the default), or per zone, kind or the site, summed "
+            "over the selected spaces"
+        ),
+    ] = "space",
 ) -> list[dict[str, object]]:
     ids = select(ctx.site, space, zone, kind)
     a, b = _slot_window(start, to)
@@ -128,7 +136,7 @@ def get_utilisation(
         return []
     buckets = ctx.store.buckets(a, b, ids)
     try:
-        return utilisation(ctx.site, buckets, start, to, ids, interval)
+        return utilisation(ctx.site, buckets, start, to, ids, interval, group)
     except QueryError as exc:
         raise invalid(None, str(exc)) from exc
 
@@ -147,12 +155,18 @@ def get_heatmap(
     space: Ids = None,
     zone: Ids = None,
     kind: Ids = None,
+    group: Annotated[
+        Level,
+        Query(
+            description="one heatmap for all selected spaces (site, the default), or one per space, zone or kind"
+        ),
+    ] = "site",
 ) -> list[dict[str, object]]:
     ids = select(ctx.site, space, zone, kind)
     a, b = _slot_window(start, to)
     if not ids:
         return []
     try:
-        return heatmap(ctx.site, ctx.store.buckets(a, b, ids), start, to, ids)
+        return heatmap(ctx.site, ctx.store.buckets(a, b, ids), start, to, ids, group)
     except QueryError as exc:
         raise invalid(None, str(exc)) from exc
