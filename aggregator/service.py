@@ -235,7 +235,7 @@ class AggregatorService:
                     if self.store_ok:
                         log.error("store write failed; rows wait in the journal: %s", exc)
                     self.store_ok, self.store_error = False, str(exc)[:200]
-                    delay = min(delay * 2, 30.0)
+                    delay = min(delay * 2, 10.0)
                 else:
                     self.journal.written(rows)
                     if not self.store_ok:

@@ -92,6 +92,8 @@ class LiveState:
         self._spaces: dict[str, SpaceLive] = {}
         self._sensors: dict[str, SensorLive] = {}
         self._gateways: dict[str, GatewayLive] = {}
+        #: Aggregator instances: their retained status and health (the API's /healthz reports them).
+        self._aggregators: dict[str, GatewayLive] = {}
         #: Messages handled, malformed and for unknown ids, by kind (space, sensor, gateway_status,
         #: gateway_health, other).
         self.received: Counter[str] = Counter()
@@ -111,6 +113,7 @@ class LiveState:
                     (topics.space_state_all(site.id), 1),
                     (topics.sensor_state_all(site.id), 1),
                     (topics.gateways_all(site.id), 1),
+                    (topics.aggregators_all(site.id), 1),
                 ],
                 on_message=self._on_message,
                 on_connect=self._on_connect,
@@ -127,6 +130,16 @@ class LiveState:
 
     def gateways(self) -> dict[str, GatewayLive]:
         return dict(sorted(self._gateways.items()))
+
+    def aggregators(self) -> dict[str, str]:
+        """Each aggregator instance: ``ok``, ``degraded`` (its store is down) or ``offline``."""
+        out = {}
+        for ident, a in sorted(self._aggregators.items()):
+            if a.status == "offline":
+                out[ident] = "offline"
+            else:
+                out[ident] = str((a.health or {}).get("status", "ok"))
+        return out
 
     @property
     def connected(self) -> bool:
@@ -150,6 +163,8 @@ class LiveState:
             ("sensors", "state"): "sensor",
             ("gateways", "status"): "gateway_status",
             ("gateways", "health"): "gateway_health",
+            ("aggregators", "status"): "aggregator_status",
+            ("aggregators", "health"): "aggregator_health",
         }.get((kind, leaf))
         if key is None:
             self._count_unknown("other", topic, "not a topic the API reads")
@@ -172,6 +187,13 @@ class LiveState:
                     self._count_unknown(key, topic, f"unknown sensor {ident[:64]!r}")
                     return None
                 self._sensors[ident] = parse_sensor_state(payload)
+                return None
+            if key.startswith("aggregator"):
+                prev = self._aggregators.get(ident, GatewayLive())
+                if key == "aggregator_status":
+                    self._aggregators[ident] = GatewayLive(parse_gateway_status(payload), prev.health)
+                else:
+                    self._aggregators[ident] = GatewayLive(prev.status, parse_gateway_health(payload))
                 return None
             old = self._gateways.get(ident, GatewayLive())
             if key == "gateway_status":

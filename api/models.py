@@ -97,6 +97,10 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     mqtt: bool = Field(description="connected to the broker")
     store: bool = Field(description="the store answers")
+    aggregators: dict[str, str] = Field(
+        default_factory=dict,
+        description="each aggregator instance: ok, degraded (its store is down) or offline",
+    )
 
 
 class UtilisationRow(BaseModel):

@@ -414,10 +414,21 @@ def test_healthz_reports_broker_and_store(
     # No broker in this test: degraded, but still 200 (liveness); ?strict=true gives 503.
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "degraded", "mqtt": False, "store": True}
+    assert r.json() == {"status": "degraded", "mqtt": False, "store": True, "aggregators": {}}
     assert client.get("/healthz?strict=true").status_code == 503
     monkeypatch.setattr(type(api.live), "connected", property(lambda self: True))
-    assert client.get("/healthz?strict=true").json() == {"status": "ok", "mqtt": True, "store": True}
+    ok = {"status": "ok", "mqtt": True, "store": True, "aggregators": {}}
+    assert client.get("/healthz?strict=true").json() == ok
+    # An aggregator whose store is down makes the whole degraded.
+    site_id = api.live.site.id
+    api.live.handle(f"tila/v1/{site_id}/aggregators/1/status", b"online")
+    api.live.handle(f"tila/v1/{site_id}/aggregators/1/health", b'{"status":"degraded"}')
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded" and body["aggregators"] == {"1": "degraded"}
+    api.live.handle(f"tila/v1/{site_id}/aggregators/1/health", b'{"status":"ok"}')
+    assert client.get("/healthz").json() == {**ok, "aggregators": {"1": "ok"}}
+    api.live.handle(f"tila/v1/{site_id}/aggregators/1/status", b"offline")
+    assert client.get("/healthz").json()["aggregators"] == {"1": "offline"}
     monkeypatch.setattr(api.store, "ping", lambda: False)
     assert client.get("/healthz").json()["status"] == "degraded"
 

@@ -15,7 +15,15 @@ from ..prometheus import CONTENT_TYPE, family
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
-_MQTT_KINDS = ("space", "sensor", "gateway_status", "gateway_health", "other")
+_MQTT_KINDS = (
+    "space",
+    "sensor",
+    "gateway_status",
+    "gateway_health",
+    "aggregator_status",
+    "aggregator_health",
+    "other",
+)
 
 
 @router.get(
@@ -37,10 +45,11 @@ def healthz(
     except Exception as exc:
         log.warning("store ping failed: %s", exc)
         store = False
-    ok = mqtt and store
+    aggregators = ctx.live.aggregators()
+    ok = mqtt and store and all(a == "ok" for a in aggregators.values())
     if strict and not ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return HealthOut(status="ok" if ok else "degraded", mqtt=mqtt, store=store)
+    return HealthOut(status="ok" if ok else "degraded", mqtt=mqtt, store=store, aggregators=aggregators)
 
 
 @router.get(
