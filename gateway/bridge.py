@@ -63,6 +63,10 @@ class GatewaySettings:
 #: group, not once per message).
 GROUP_SECONDS = 0.02
 GROUP_MAX = 500
+#: Acknowledged events are removed from the outbox in one transaction at most this often, or when
+#: this many are waiting.
+REMOVE_SECONDS = 1.0
+REMOVE_MAX = 5000
 #: The last quarantined messages kept for the health report (topic, reason, detail).
 QUARANTINE_LOG = 50
 
@@ -112,6 +116,8 @@ class Gateway:
         self._generation = 0
         self._inflight: dict[int, tuple[int, list[int]]] = {}
         self._inflight_lock = threading.Lock()
+        self._to_remove: list[int] = []
+        self._removed_at = time.monotonic()
         self._clock = ReceiptClock()
         self._ignored_filters = [
             f for fmt in {s.format for s in self.site.sensors} for f in FORMATS[fmt].ignored
@@ -306,6 +312,7 @@ class Gateway:
                 generation = self._generation
                 busy = len(self._inflight) >= self.s.inflight_batches
             if fresh:
+                self._settle_acks(force=True)
                 backlog_cursor = live_cursor = 0
                 boundary = self._backlog_boundary()
             if busy:
@@ -332,7 +339,7 @@ class Gateway:
                     live_cursor = last
                 else:
                     backlog_cursor = last
-        self._settle_acks()
+        self._settle_acks(force=True)
 
     def _backlog_boundary(self) -> int:
         """The newest sequence number now, if the oldest unsent event is old enough to interleave."""
@@ -361,8 +368,13 @@ class Gateway:
         self._wake.wait(0.5)
         self._wake.clear()
 
-    def _settle_acks(self) -> None:
-        done: list[int] = []
+    def _settle_acks(self, force: bool = False) -> None:
+        """Forget acknowledged events: gathered, and removed at most about once a second.
+
+        Removing is the second write per event on the SD card; one transaction per second instead of
+        one per batch saves most of it. An event acknowledged but not yet removed when the gateway
+        dies is sent again after the restart, and the aggregator drops the duplicate.
+        """
         while True:
             try:
                 mid = self._acked.get_nowait()
@@ -371,10 +383,13 @@ class Gateway:
             with self._inflight_lock:
                 entry = self._inflight.pop(mid, None)
             if entry is not None:
-                done.extend(entry[1])
-        if done:
-            self.outbox.remove(done)
-            self.forwarded += len(done)
+                self._to_remove.extend(entry[1])
+                self.forwarded += len(entry[1])
+        due = force or len(self._to_remove) >= REMOVE_MAX or time.monotonic() - self._removed_at >= REMOVE_SECONDS
+        if self._to_remove and due:
+            self.outbox.remove(self._to_remove)
+            self._to_remove = []
+            self._removed_at = time.monotonic()
 
     # ----------------------------------------------------------------------------------- health
 

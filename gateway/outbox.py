@@ -192,11 +192,16 @@ class Outbox:
         return [(seq, json.loads(ev)) for seq, ev in rows]
 
     def remove(self, seqs: list[int]) -> None:
-        """Forget events the central broker has acknowledged."""
+        """Forget events the central broker has acknowledged.
+
+        Without waiting for the disk (synchronous=NORMAL): a removal lost to a power cut only
+        means the events are sent again, and consumers drop duplicates.
+        """
         if not seqs:
             return
         with self._lock:
             try:
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
                 before = self._db.total_changes
                 self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
@@ -206,6 +211,9 @@ class Outbox:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise OutboxError(f"outbox delete failed: {exc}") from exc
+            finally:
+                # Appends stay FULL: an appended event has been acknowledged to the device side.
+                self._db.execute("PRAGMA synchronous=FULL")
             self._depth -= removed
 
     # ------------------------------------------------------------------------------------- reads
