@@ -146,6 +146,7 @@ def test_run_serves_until_stop(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         "status": "degraded",
         "mqtt": False,
         "store": True,
+        "aggregators": {},
     }
     stop.set()
     t.join(5)
