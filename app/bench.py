@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 #: Group → (module with ``run(ctx) -> Iterable[Row]``, what it measures). Adding a group is one line.
 GROUPS: dict[str, tuple[str, str]] = {
     "gateway": ("tila.gateway.bench", "durable outbox, backlog drain, disk writes, gateway memory"),
+    "aggregator": ("tila.aggregator.bench", "events/s against a bare subscriber, memory at 10k spaces"),
+    "store": ("tila.store.bench", "utilisation over a year × 500 spaces in SQLite and InfluxDB"),
 }
 
 

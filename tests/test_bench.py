@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TILA
+from influx_support import require_influxd
 
 from tila.bench import GROUPS, Row
 
@@ -85,6 +86,91 @@ def test_gateway_bench_quick_prints_and_writes_every_row(tmp_path: Path, mosquit
     assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
 
 
+#: Every figure the aggregator group measures; those with a same-run baseline.
+AGGREGATOR_ROWS = {
+    "aggregator_events_live": True,
+    "aggregator_batches_live": True,
+    "aggregator_rss_lab": True,
+    "aggregator_checkpoint_bytes_lab": False,
+    "aggregator_events_backlog": True,
+    "aggregator_batches_backlog": True,
+    "aggregator_start_10k": False,
+    "aggregator_rss_10k": True,
+    "aggregator_checkpoint_bytes_10k": False,
+    "aggregator_idle_disk_10k": True,
+    "aggregator_idle_cpu_10k": False,
+}
+
+#: Every figure the store group measures; those with a same-run baseline (the arithmetic alone).
+STORE_ROWS = {
+    "metrics_alone_total": False,
+    "metrics_alone_1d": False,
+    "write_sqlite": False,
+    "query_sqlite_total": True,
+    "query_sqlite_1d": True,
+    "write_influx": False,
+    "query_influx_total": True,
+    "query_influx_1d": True,
+}
+
+
+def check_rows(doc: dict, group: str, expected: dict[str, bool], may_be_zero: tuple[str, ...] = ()) -> dict:
+    """The run is complete and every expected row is there, measured, with its baseline and ratio."""
+    assert doc["quick"] is True and doc["complete"] is True
+    assert doc["groups"] == [group] and doc["failed"] == []
+    rows = {r["key"]: r for r in doc["rows"]}
+    assert set(expected) <= set(rows), set(expected) - set(rows)
+    for key, row in rows.items():
+        assert row["group"] == group
+        value = row["value"]
+        assert isinstance(value, (int, float)) and math.isfinite(value), (key, value, row["note"])
+        # CPU time is counted in clock ticks, arithmetic on small sizes may round to nothing.
+        assert value > 0 or (key.startswith(may_be_zero) and value == 0), (key, value)
+        if expected.get(key):
+            assert row["baseline"] > 0 and row["baseline_figure"], key
+            assert row["ratio"] == pytest.approx(value / row["baseline"]), key
+        elif row["baseline"] is None:
+            assert row["ratio"] is None, key
+    return rows
+
+
+@pytest.mark.integration
+def test_aggregator_bench_quick_prints_and_writes_every_row(
+    tmp_path: Path, mosquitto_available: None
+) -> None:
+    out = tmp_path / "bench.json"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    res = bench(["--only", "aggregator", "--quick", "--json", str(out)], work, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = check_rows(json.loads(out.read_text()), "aggregator", AGGREGATOR_ROWS, ("aggregator_idle_",))
+    # Every event reached the journal once; live events stayed inside the lateness window.
+    for key in ("aggregator_events_live", "aggregator_events_backlog"):
+        assert "duplicates 0" in rows[key]["note"], rows[key]["note"]
+    assert "late 0," in rows["aggregator_events_live"]["note"]
+    assert "baseline: bare paho subscriber" in res.stdout
+    line = next(ln for ln in res.stdout.splitlines() if "aggregator, live events" in ln)
+    assert line.rstrip().endswith("×")
+    assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
+
+
+@pytest.mark.integration
+def test_store_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
+    require_influxd()
+    out = tmp_path / "bench.json"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    res = bench(["--only", "store", "--quick", "--json", str(out)], work, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = check_rows(json.loads(out.read_text()), "store", STORE_ROWS, ("metrics_alone_",))
+    # The quick sizes fit the InfluxDB write budget: both stores answer the same whole month.
+    for store in ("sqlite", "influx"):
+        assert "budget" not in rows[f"write_{store}"]["note"]
+        assert "2025-01-01 to 2025-02-01" in rows[f"query_{store}_total"]["note"]
+    assert "SQLite: utilisation, total by zone" in res.stdout
+    assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -105,3 +191,4 @@ def test_ratio_is_value_over_same_run_baseline() -> None:
     assert Row("k", "f", None, "events/s", 200.0, "base").ratio is None
     assert Row("k", "f", 1.0, "s", 1.0, "b").to_dict("g")["ratio"] == 1.0
     assert "gateway" in GROUPS
+    assert {"aggregator", "store"} <= set(GROUPS)
