@@ -28,7 +28,6 @@ from typing import Any, Protocol
 from ..sensors.events import Battery, Count, LinkQuality, Presence, Stamped
 from ..sensors.formats import FORMATS
 from ..sensors.site import Site
-from ..sensors.wire import event_from_dict, event_to_dict
 from .buckets import BUCKET_SECONDS, Bucket, OpenHours, slot
 from .dedup import SeqTracker
 from .state import SensorState, SpaceState, Timeline
@@ -96,6 +95,8 @@ class Aggregator:
             sp.id: max((st.heartbeat for st in _sensors_of(site, sp.id).values()), default=0.0) for sp in mine
         }
         self._pending: list[tuple[float, str, int, Stamped]] = []
+        #: Events taken into the accounting view so far (the service commits when this moves).
+        self.accounted = 0
         self.counters: Counter[str] = Counter()
         self.changed_spaces: set[str] = set()
         self.changed_sensors: set[str] = set()
@@ -154,6 +155,7 @@ class Aggregator:
         late: dict[str, float] = {}
         while self._pending and self._pending[0][0] <= watermark:
             t, _, _, s = heapq.heappop(self._pending)
+            self.accounted += 1
             sensor = self.site.sensor(s.event.sensor)
             assert sensor is not None  # checked on ingest
             tl = self.timelines[sensor.space]
@@ -237,7 +239,8 @@ class Aggregator:
                 }
                 for k, tl in self.timelines.items()
             },
-            "pending": [[s.gateway, event_to_dict(s)] for _, _, _, s in sorted(self._pending)],
+            # Events still inside the lateness window are not copied here: they are in the event
+            # log, and restore() takes back those newer than what each space has accrued.
             "counters": dict(self.counters),
         }
 
@@ -259,7 +262,9 @@ class Aggregator:
             tl.space.load(d["space"])
             tl.buckets = {row[0]: Bucket(k, *row) for row in d["buckets"]}
         self._pending = []
-        for gateway, ev in doc["pending"]:
-            s = event_from_dict(gateway, ev)
-            heapq.heappush(self._pending, (s.event.time.timestamp(), s.gateway, s.seq, s))
+        for k, tl in self.timelines.items():
+            after = tl.accrued if tl.accrued is not None else float("-inf")
+            for t, s in self.log.events(k, after if after != float("-inf") else 0.0, float("inf")):
+                if t > after:
+                    heapq.heappush(self._pending, (t, s.gateway, s.seq, s))
         self.counters = Counter(doc.get("counters", {}))

@@ -60,6 +60,7 @@ class Journal:
         self.path = str(path)
         self._lock = threading.Lock()
         self._uncommitted: list[tuple[str, float, Stamped]] = []
+        self._uncommitted_by_space: dict[str, list[tuple[float, Stamped]]] = {}
         self._version = 0
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,7 @@ class Journal:
     def log(self, space: str, t: float, s: Stamped) -> None:
         """Note an applied event; it is written with the next commit."""
         self._uncommitted.append((space, t, s))
+        self._uncommitted_by_space.setdefault(space, []).append((t, s))
 
     def events(self, space: str, start: float, end: float) -> list[tuple[float, Stamped]]:
         """Events of ``space`` accrued at times in [start, end], committed or not, in time order."""
@@ -86,7 +88,7 @@ class Journal:
                 (space, start, end),
             ).fetchall()
         out = [(t, event_from_dict(gw, json.loads(body))) for t, gw, body in rows]
-        out += [(t, s) for sp, t, s in self._uncommitted if sp == space and start <= t <= end]
+        out += [(t, s) for t, s in self._uncommitted_by_space.get(space, ()) if start <= t <= end]
         out.sort(key=lambda x: (x[0], x[1].gateway, x[1].seq))
         return out
 
@@ -121,6 +123,7 @@ class Journal:
                     self._db.execute("ROLLBACK")
                 raise JournalError(f"aggregator state commit failed: {exc}") from exc
         self._uncommitted = []
+        self._uncommitted_by_space = {}
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         with self._lock:

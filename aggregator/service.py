@@ -39,6 +39,8 @@ COMMIT_INTERVAL = 0.1
 COMMIT_MAX_MESSAGES = 1000
 #: How often time advances (silent sensors expire, buckets accrue) when no events come.
 TICK_INTERVAL = 1.0
+#: How often an aggregator with no messages to acknowledge commits its checkpoint and buckets.
+IDLE_COMMIT_INTERVAL = 30.0
 #: Bucket rows written to the store per request, and how often the flusher looks when idle.
 FLUSH_ROWS = 5000
 FLUSH_INTERVAL = 0.5
@@ -150,7 +152,8 @@ class AggregatorService:
         self.conn.start()
         flusher = threading.Thread(target=self._flusher, args=(stop,), name="aggregator-flush", daemon=True)
         flusher.start()
-        last_tick = last_health = last_prune = 0.0
+        last_tick = last_health = last_prune = last_commit = 0.0
+        last_accounted = -1
         unacked: list[Message] = []
         try:
             while not stop.is_set():
@@ -166,11 +169,17 @@ class AggregatorService:
                 if unacked or now - last_tick >= TICK_INTERVAL:
                     self.core.tick(now)
                     last_tick = now
-                    if self._commit():
-                        self._ack(unacked)
-                        self._publish_changes()
-                    else:
-                        stop.wait(1.0)
+                    # Messages are acknowledged only after a commit. Without messages, time alone
+                    # changes nothing a restart could not recompute (accrual resumes from the
+                    # checkpoint's state and time), so an idle aggregator commits only now and then.
+                    accounted = self.core.accounted
+                    if unacked or accounted != last_accounted or now - last_commit >= IDLE_COMMIT_INTERVAL:
+                        if self._commit():
+                            last_commit, last_accounted = now, accounted
+                            self._ack(unacked)
+                        else:
+                            stop.wait(1.0)
+                    self._publish_changes()
                 if now - last_prune > 3600:
                     pruned = self.journal.prune(now - self.retention)
                     if pruned:

@@ -95,11 +95,16 @@ class Site:
     _space_index: dict[str, Space] = field(init=False, repr=False, compare=False)
     _sensor_index: dict[str, Sensor] = field(init=False, repr=False, compare=False)
     _topic_index: dict[str, Sensor] = field(init=False, repr=False, compare=False)
+    _sensors_by_space: dict[str, tuple[Sensor, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_space_index", {s.id: s for s in self.spaces})
         object.__setattr__(self, "_sensor_index", {s.id: s for s in self.sensors})
         object.__setattr__(self, "_topic_index", {s.topic: s for s in self.sensors})
+        by_space: dict[str, list[Sensor]] = {}
+        for sensor in self.sensors:
+            by_space.setdefault(sensor.space, []).append(sensor)
+        object.__setattr__(self, "_sensors_by_space", {k: tuple(v) for k, v in by_space.items()})
 
     @property
     def tz(self) -> ZoneInfo:
@@ -118,7 +123,7 @@ class Site:
         return self._topic_index.get(topic)
 
     def sensors_of(self, space_id: str) -> tuple[Sensor, ...]:
-        return tuple(s for s in self.sensors if s.space == space_id)
+        return self._sensors_by_space.get(space_id, ())
 
     def holiday(self, day: date) -> str | None:
         """The name of the public holiday on the local date ``day``, if the calendar has one."""
@@ -224,20 +229,23 @@ def parse_site(doc: dict[str, Any], file: str = "<site>") -> Site:
     calendar, closed, opened = _calendar(site, hours, err)
 
     zones: list[Zone] = []
+    zone_ids: set[str] = set()
     for i, z in enumerate(_tables(doc, "zones", err)):
         key = f"zones[{i}]"
         zid = _ident(z.get("id"), f"{key}.id", err)
-        if any(x.id == zid for x in zones):
+        if zid in zone_ids:
             raise err(f"{key}.id", f"duplicate zone id {zid!r}")
+        zone_ids.add(zid)
         zones.append(Zone(zid, _names(z.get("name", zid), f"{key}.name", err)))
-    zone_ids = {z.id for z in zones}
 
     spaces: list[Space] = []
+    space_ids: set[str] = set()
     for i, s in enumerate(_tables(doc, "spaces", err)):
         key = f"spaces[{i}]"
         sid = _ident(s.get("id"), f"{key}.id", err)
-        if any(x.id == sid for x in spaces):
+        if sid in space_ids:
             raise err(f"{key}.id", f"duplicate space id {sid!r}")
+        space_ids.add(sid)
         kind = s.get("kind")
         if kind not in KINDS:
             raise err(f"{key}.kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -255,15 +263,16 @@ def parse_site(doc: dict[str, Any], file: str = "<site>") -> Site:
             position = _position(pos, f"{key}.position", err)
         names = _names(s["name"], f"{key}.name", err) if "name" in s else {}
         spaces.append(Space(sid, kind, zone, cap, names, position))
-    space_ids = {s.id for s in spaces}
 
     sensors: list[Sensor] = []
+    sensor_ids: set[str] = set()
     topics: dict[str, str] = {}
     for i, s in enumerate(_tables(doc, "sensors", err)):
         key = f"sensors[{i}]"
         sid = _ident(s.get("id"), f"{key}.id", err)
-        if any(x.id == sid for x in sensors):
+        if sid in sensor_ids:
             raise err(f"{key}.id", f"duplicate sensor id {sid!r}")
+        sensor_ids.add(sid)
         space = s.get("space")
         if space not in space_ids:
             raise err(f"{key}.space", f"unknown space {space!r}")
