@@ -64,7 +64,13 @@ async def root() -> RedirectResponse:
     "/lobby",
     response_class=HTMLResponse,
     summary="The lobby screen: free desks per zone, rooms, floor plan (fi/sv/en)",
-    responses={200: {"content": {"text/html": {}}, "description": "`?lang=fi|sv|en` fixes the language"}},
+    responses={
+        200: {
+            "content": {"text/html": {}},
+            "description": "`?lang=fi|sv|en` fixes the language (else fi, sv, en in turn every `?every=` "
+            "seconds, 10); `?stale=S`: every space shows as unknown after S seconds (30) without the stream",
+        }
+    },
 )
 async def lobby() -> FileResponse:
     return _page("lobby.html")
@@ -73,7 +79,7 @@ async def lobby() -> FileResponse:
 @router.get(
     "/host",
     response_class=HTMLResponse,
-    summary="The hosts' view: spaces, sensors and gateways",
+    summary="The hosts' view: spaces, sensors, gateways and alerts",
     responses={
         200: {"content": {"text/html": {}}},
         401: {"content": {"text/html": {}}, "description": "no or unknown token: the page asks for one"},
