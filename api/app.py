@@ -1,5 +1,10 @@
 """The app factory: :func:`create_app` wires site, live state, store and tokens into a FastAPI app.
 
+Middleware, outermost first: request metrics (every answer is counted and timed, 429s too), security
+headers and the body-size check (api/headers.py), CORS when origins are configured (so that a 429
+still carries the CORS headers a browser needs to read it), the rate limit (api/ratelimit.py), then
+FastAPI's routing.
+
 Ownership: the caller creates the :class:`LiveState` and the store and passes them in. The app's
 lifespan binds the live state to the server's event loop, starts its MQTT connection and connects
 it to the SSE broadcaster; at shutdown it closes the streams and stops the MQTT connection. The store
@@ -9,12 +14,16 @@ stays the caller's to close.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from .. import __version__
 from ..sensors.site import Site
@@ -23,11 +32,15 @@ from .auth import Tokens
 from .broadcast import Broadcaster
 from .context import ApiContext
 from .errors import store_error, validation_error
+from .headers import SecurityHeaders
 from .live import LiveState
+from .models import ErrorOut, ValidationErrorOut
 from .prometheus import RequestMetrics
+from .ratelimit import Buckets, RateLimiter
 from .routes import gateways, health, pages, sensors, spaces, stream, utilisation
 from .routes import site as site_routes
-from .views import space_json
+from .settings import ApiSettings
+from .views import SpaceDocs
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +51,44 @@ over time (`/v1/utilisation`, after the UK Higher Education Space Management Gro
 Times are ISO 8601 with a UTC offset. Protected routes take `Authorization: Bearer TOKEN`, a token of
 the `host`, `analyst` or `admin` scope (`admin` implies the others): 401 without a known token, 403
 with one lacking the scope. A bad parameter is a 422 whose `message` says what is wrong.
+
+Requests without a known token are limited per client address (a token bucket); over the limit the
+answer is 429 with `Retry-After`. An event stream counts once, when it connects.
 """
 
 
-def create_app(site: Site, live: LiveState, store: Store, tokens: Tokens | str = "") -> FastAPI:
+def create_app(
+    site: Site,
+    live: LiveState,
+    store: Store,
+    tokens: Tokens | str = "",
+    settings: ApiSettings | None = None,
+) -> FastAPI:
     """The HTTP API and pages for ``site``. ``tokens`` as parsed :class:`Tokens` or a ``scope:token``
-    string (a bad string raises :class:`tila.api.auth.TokenError`)."""
+    string (a bad string raises :class:`tila.api.auth.TokenError`); ``settings`` for CORS and the rate
+    limit (the defaults when None)."""
     if isinstance(tokens, str):
         tokens = Tokens.parse(tokens)
+    settings = settings or ApiSettings()
 
-    def snapshot() -> list[str]:
-        return [space_json(s, live) for s in site.spaces]
+    docs = SpaceDocs(site, live)
 
-    ctx = ApiContext(site=site, live=live, store=store, tokens=tokens, hub=Broadcaster(snapshot))
+    limiter = Buckets(settings.rate_limit, settings.rate_burst) if settings.rate_limit > 0 else None
+    ctx = ApiContext(
+        site=site,
+        live=live,
+        store=store,
+        tokens=tokens,
+        hub=Broadcaster(docs.all),
+        docs=docs,
+        settings=settings,
+        limiter=limiter,
+    )
 
     def on_space_change(space_id: str) -> None:
         space = site.space(space_id)
         if space is not None:
-            ctx.hub.publish(space_json(space, live))
+            ctx.hub.publish(docs.one(space))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,15 +109,76 @@ def create_app(site: Site, live: LiveState, store: Store, tokens: Tokens | str =
         lifespan=lifespan,
     )
     app.state.tila = ctx
+    # add_middleware wraps what is there: the last added is the outermost.
+    if limiter is not None:
+        app.add_middleware(RateLimiter, buckets=limiter, tokens=tokens)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            # Bearer tokens travel in a header, not cookies: no credentials mode needed, and "*"
+            # stays usable.
+            allow_credentials=False,
+            allow_methods=["GET", "HEAD"],
+            allow_headers=["Authorization", "Last-Event-ID"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, counter=ctx.http)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StoreError, store_error)
     for module in (spaces, site_routes, stream, utilisation, sensors, gateways, health, pages):
         app.include_router(module.router)
     app.mount("/static", pages.StaticAssets(directory=pages.STATIC), name="static")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            app.openapi_schema = complete_openapi(doc, rate_limited=limiter is not None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
     if not tokens:
         log.warning("no API tokens configured: host and analyst routes answer 401 to everyone")
     return app
+
+
+_REF_422 = "#/components/schemas/HTTPValidationError"
+
+
+def complete_openapi(doc: dict[str, Any], *, rate_limited: bool) -> dict[str, Any]:
+    """What FastAPI cannot know from the routes alone: the 422 answer's real shape (with ``message``)
+    on every operation, and the 429 the rate limit gives, with ``Retry-After``, on every operation
+    (the pages' included, whose router this module does not own)."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            responses = op.setdefault("responses", {})
+            for body in responses.get("422", {}).get("content", {}).values():
+                if body.get("schema", {}).get("$ref") == _REF_422:
+                    body["schema"] = {"$ref": "#/components/schemas/ValidationErrorOut"}
+                    responses["422"]["description"] = "a bad parameter: `message` says which and why"
+            if rate_limited and "429" not in responses:
+                responses["429"] = {
+                    "description": "too many requests without a token from this address",
+                    "headers": {
+                        "Retry-After": {
+                            "description": "seconds until the next request is let through",
+                            "schema": {"type": "integer"},
+                        }
+                    },
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                }
+    if rate_limited:
+        schemas.setdefault("ErrorOut", ErrorOut.model_json_schema())
+    schemas.setdefault("ValidationErrorOut", ValidationErrorOut.model_json_schema())
+    for unused in ("HTTPValidationError", "ValidationError"):  # the second is used by the first only
+        if f'"#/components/schemas/{unused}"' not in json.dumps(doc):
+            schemas.pop(unused, None)
+    return doc
 
 
 def close_streams(app: FastAPI) -> None:

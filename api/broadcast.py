@@ -1,7 +1,7 @@
 """Fan-out of space events to Server-Sent-Event clients: one bounded queue per client.
 
 Everything here runs on the asyncio loop (``publish`` is called by LiveState's listener there), so it
-needs no locks. Each client has its own :class:`asyncio.Queue`; a client too slow to keep up fills
+needs no locks. Each client has its own bounded queue; a client too slow to keep up fills
 only its own queue, and then skips to a fresh snapshot of every space instead of blocking the others
 or growing memory. Recent events stay in a bounded ring so a reconnecting client (``Last-Event-ID``)
 gets just what it missed; when that is no longer there, it gets a full snapshot instead.
@@ -42,6 +42,59 @@ class StreamEvent:
 class _Signal(enum.Enum):
     RESYNC = "resync"
     CLOSE = "close"
+    #: From :meth:`Subscription.next` after the idle time without an event: time for a keep-alive.
+    PING = "ping"
+
+
+PING = _Signal.PING
+
+
+class _Mailbox:
+    """One client's bounded FIFO, awaited without a task per item (asyncio.Queue's ``wait_for`` would
+    make one per wait, for every client and every event)."""
+
+    __slots__ = ("_items", "maxsize", "_waiter")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[StreamEvent | _Signal] = deque()
+        self.maxsize = maxsize
+        self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.maxsize
+
+    def put(self, item: StreamEvent | _Signal) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    async def get(self, timeout: float | None = None) -> StreamEvent | _Signal | None:
+        """The oldest item; None when ``timeout`` seconds pass without one."""
+        if not self._items:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(timeout, _wake, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._items:
+                return None
+        return self._items.popleft()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Broadcaster:
@@ -121,64 +174,79 @@ class Broadcaster:
 
 
 class Subscription:
-    """One client's view of the stream; iterate :meth:`events` and :meth:`close` when done."""
+    """One client's view of the stream: :meth:`next` (or iterate :meth:`events`), and :meth:`close`
+    when done, whatever happened."""
 
     def __init__(self, hub: Broadcaster, backlog: list[StreamEvent], last_id: int) -> None:
         self._hub = hub
-        self._backlog = backlog
+        #: Events due before anything queued: the backlog, or a snapshot after a resync.
+        self._pending: deque[StreamEvent] = deque(backlog)
         self.last_id = last_id
-        self._queue: asyncio.Queue[StreamEvent | _Signal] = asyncio.Queue(maxsize=hub.queue_size)
+        self._queue = _Mailbox(hub.queue_size)
+        self._ended = False
         self.resyncs = 0
 
     def offer(self, item: StreamEvent | _Signal) -> None:
         """Queue without ever waiting: a full queue is emptied and replaced by one resync."""
         if isinstance(item, StreamEvent):
-            try:
-                self._queue.put_nowait(item)
+            if not self._queue.full():
+                self._queue.put(item)
                 return
-            except asyncio.QueueFull:
-                self.resyncs += 1
-                self._hub.resyncs += 1
-                log.info(
-                    "an event-stream client fell %d events behind: it skips to a snapshot",
-                    self._queue.qsize(),
-                )
-                item = _Signal.RESYNC
-        self._drain()
-        self._queue.put_nowait(item)
+            self.resyncs += 1
+            self._hub.resyncs += 1
+            log.info(
+                "an event-stream client fell %d events behind: it skips to a snapshot", self._queue.qsize()
+            )
+            item = _Signal.RESYNC
+        self._queue.clear()
+        self._queue.put(item)
 
-    def _drain(self) -> None:
+    def end(self) -> None:
+        """End this stream (its client has gone): :meth:`next` answers None from now on."""
+        self.offer(_Signal.CLOSE)
+
+    def ready(self) -> bool:
+        """Whether :meth:`next` would answer without waiting."""
+        return bool(self._pending) or self._ended or self._queue.qsize() > 0
+
+    async def next(self, idle: float | None = None) -> StreamEvent | _Signal | None:
+        """The next event, in order; :data:`PING` after ``idle`` seconds without one; None once the
+        stream has ended (the broadcaster closed, or :meth:`end`)."""
         while True:
-            try:
-                self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+            if self._pending:
+                return self._pending.popleft()
+            if self._ended:
+                return None
+            item = await self._queue.get(idle)
+            if item is None:
+                return PING
+            if item is _Signal.CLOSE:
+                self._ended = True
+                return None
+            if item is _Signal.RESYNC:
+                self._pending.extend(self._hub.snapshot_events())
+                self.last_id = self._hub.head
+                continue
+            assert isinstance(item, StreamEvent)
+            if item.id <= self.last_id:  # already covered by a snapshot sent after a resync
+                continue
+            self.last_id = item.id
+            return item
 
     async def events(self) -> AsyncIterator[StreamEvent]:
         """Backlog, then live events in order, until the broadcaster closes or the caller stops."""
         try:
-            backlog, self._backlog = self._backlog, []
-            for ev in backlog:
-                yield ev
             while True:
-                item = await self._queue.get()
-                if item is _Signal.CLOSE:
+                ev = await self.next()
+                if ev is None:
                     return
-                if item is _Signal.RESYNC:
-                    snap = self._hub.snapshot_events()
-                    self.last_id = self._hub.head
-                    for ev in snap:
-                        yield ev
-                    continue
-                assert isinstance(item, StreamEvent)
-                if item.id <= self.last_id:  # already covered by a snapshot sent after a resync
-                    continue
-                self.last_id = item.id
-                yield item
+                assert isinstance(ev, StreamEvent)
+                yield ev
         finally:
             self.close()
 
     def close(self) -> None:
+        self._ended = True
         self._hub.unsubscribe(self)
 
 

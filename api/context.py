@@ -10,6 +10,9 @@ from .auth import Tokens
 from .broadcast import Broadcaster
 from .live import LiveState
 from .prometheus import HttpCounter
+from .ratelimit import Buckets
+from .settings import ApiSettings
+from .views import SpaceDocs
 
 
 @dataclass(slots=True)
@@ -19,4 +22,8 @@ class ApiContext:
     store: Store
     tokens: Tokens
     hub: Broadcaster
+    docs: SpaceDocs
     http: HttpCounter = field(default_factory=HttpCounter)
+    settings: ApiSettings = field(default_factory=ApiSettings)
+    #: The rate limiter's buckets (None when the limit is off), for /metrics.
+    limiter: Buckets | None = None

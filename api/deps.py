@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from .context import ApiContext
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:
+    # async: FastAPI runs a plain-def dependency in its thread pool, a thread hop per request.
     ctx = request.app.state.tila
     assert isinstance(ctx, ApiContext), "app not made by tila.api.app.create_app"
     return ctx

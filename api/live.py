@@ -100,6 +100,8 @@ class LiveState:
         self.malformed: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
         self.stale_expiries = 0
+        #: Incremented on every change of a space's state: lets readers cache what they made of them.
+        self.space_changes = 0
         self._listeners: list[Callable[[str], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -130,6 +132,10 @@ class LiveState:
 
     def gateways(self) -> dict[str, GatewayLive]:
         return dict(sorted(self._gateways.items()))
+
+    def aggregator_reports(self) -> dict[str, GatewayLive]:
+        """Each aggregator instance's retained status and last health document."""
+        return dict(sorted(self._aggregators.items()))
 
     def aggregators(self) -> dict[str, str]:
         """Each aggregator instance: ``ok``, ``degraded`` (its store is down) or ``offline``."""
@@ -181,6 +187,7 @@ class LiveState:
                 if self._spaces.get(ident, UNKNOWN_SPACE) == new:
                     return None
                 self._spaces[ident] = new
+                self.space_changes += 1
                 return ident
             if key == "sensor":
                 if self.site.sensor(ident) is None:
@@ -310,6 +317,7 @@ class LiveState:
             self.stale_expiries += 1
         for sid in changed:
             self._spaces[sid] = SpaceLive("unknown", 0, now)
+            self.space_changes += 1
             self._notify(sid)
 
 

@@ -29,6 +29,8 @@ from ..store import StoreError, open_store
 from .app import close_streams, create_app
 from .auth import TokenError, Tokens
 from .live import LiveState
+from .ratelimit import BURST, RATE
+from .settings import ApiSettings, SettingsError, parse_origins
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,35 @@ def tokens_arg(value: str) -> Tokens:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def origins_arg(value: str) -> tuple[str, ...]:
+    """``--cors-origins``: ``https://booking.example.fi,https://other.example`` or ``*``."""
+    try:
+        return parse_origins(value)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def rate_arg(value: str) -> float:
+    """``--rate-limit``: requests a second per address, ≥ 0 (0: no limit)."""
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value[:40]!r}") from None
+    if not 0 <= rate < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0 (0 turns the limit off), not {value[:40]!r}")
+    return rate
+
+
+def burst_arg(value: str) -> int:
+    try:
+        burst = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value[:40]!r}") from None
+    if burst < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {burst}")
+    return burst
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", type=site_arg, required=True, help="site file (TOML), or 'bundled'")
     parser.add_argument("--mqtt", type=mqtt_arg, required=True, help="central broker, mqtt://host:port")
@@ -61,6 +92,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scope:token pairs separated by commas; scopes host, analyst, admin (admin implies the others)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    parser.add_argument(
+        "--cors-origins",
+        type=origins_arg,
+        default="",
+        metavar="ORIGINS",
+        help="origins whose pages may call the API from a browser, separated by commas "
+        "(https://booking.example.fi), or * for any; default none (same origin only)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=rate_arg,
+        default=RATE,
+        metavar="N",
+        help=f"requests a second per client address without a token (default {RATE:g}; 0 = no limit); "
+        "over it: 429 with Retry-After",
+    )
+    parser.add_argument(
+        "--rate-burst",
+        type=burst_arg,
+        default=BURST,
+        metavar="N",
+        help=f"requests a client address may make at once before --rate-limit applies (default {BURST})",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        metavar="IPS",
+        help="proxies whose X-Forwarded-For/-Proto are trusted for the client address (the rate limit's "
+        "key), separated by commas, or * (default 127.0.0.1)",
+    )
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -76,11 +137,24 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         raise UsageError(str(exc)) from exc
     try:
         live = LiveState(args.site, args.mqtt)
-        app = create_app(args.site, live, store, tokens)
-        serve_on(sock, app, stop, access_log=args.access_log)
+        app = create_app(args.site, live, store, tokens, settings_from(args))
+        serve_on(sock, app, stop, access_log=args.access_log, forwarded_allow_ips=args.forwarded_allow_ips)
     finally:
         store.close()
     return 0
+
+
+def settings_from(args: argparse.Namespace) -> ApiSettings:
+    """The settings in parsed arguments (argparse applies the types to TILA_* defaults too)."""
+    try:
+        origins = args.cors_origins
+        return ApiSettings(
+            cors_origins=parse_origins(origins) if isinstance(origins, str) else tuple(origins),
+            rate_limit=float(args.rate_limit),
+            rate_burst=int(args.rate_burst),
+        )
+    except ValueError as exc:  # SettingsError included
+        raise UsageError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------------------ serve
@@ -152,6 +226,7 @@ async def serve_socket(
     on_listening: Callable[[int], None] | None = None,
     *,
     access_log: bool = False,
+    forwarded_allow_ips: str = "127.0.0.1",
 ) -> None:
     """Serve ``app`` on a bound, listening socket until ``stop`` is set (coroutine form)."""
     port = sock.getsockname()[1]
@@ -160,7 +235,11 @@ async def serve_socket(
         log_config=None,  # tila's logging (basicConfig in tila.cli) handles uvicorn's loggers too
         access_log=access_log,
         lifespan="on",
-        ws="none",
+        # /v1/stream/ws: uvicorn's sans-I/O protocol on the websockets package (installed with amqtt);
+        # without it uvicorn answers WebSocket upgrades as plain HTTP.
+        ws="auto",
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
     )
@@ -179,10 +258,10 @@ def serve_on(
     app: FastAPI,
     stop: threading.Event,
     on_listening: Callable[[int], None] | None = None,
-    *,
-    access_log: bool = False,
+    **kwargs: Any,
 ) -> None:
-    asyncio.run(serve_socket(app, sock, stop, on_listening, access_log=access_log))
+    """:func:`serve_socket` in a fresh event loop (blocks); keyword arguments as it takes them."""
+    asyncio.run(serve_socket(app, sock, stop, on_listening, **kwargs))
 
 
 def serve(

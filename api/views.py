@@ -35,6 +35,42 @@ def spaces_out(site: Site, live: LiveState) -> list[SpaceOut]:
     return [space_out(s, live) for s in site.spaces]
 
 
+class SpaceDocs:
+    """Each space's JSON document (the one /v1/spaces, /v1/spaces/{id} and the stream send), made
+    again only when the space's live state has changed.
+
+    LiveState replaces a space's frozen :class:`SpaceLive` on every change, so the object itself says
+    whether the document made from it still holds: an identity check per space instead of a pydantic
+    model per space and request (which made /v1/spaces a third as fast as a bare FastAPI route).
+    """
+
+    def __init__(self, site: Site, live: LiveState) -> None:
+        self.site = site
+        self.live = live
+        self._docs: dict[str, tuple[object, str]] = {}
+        #: /v1/spaces as sent, and the LiveState.space_changes it was made at.
+        self._body: tuple[int, bytes] = (-1, b"")
+
+    def one(self, space: Space) -> str:
+        now = self.live.space(space.id)
+        cached = self._docs.get(space.id)
+        if cached is not None and cached[0] is now:
+            return cached[1]
+        doc = space_json(space, self.live)
+        self._docs[space.id] = (now, doc)
+        return doc
+
+    def all(self) -> list[str]:
+        return [self.one(s) for s in self.site.spaces]
+
+    def body(self) -> bytes:
+        """/v1/spaces: every space, in site order, as one JSON array."""
+        changes = self.live.space_changes
+        if self._body[0] != changes:
+            self._body = (changes, ("[" + ",".join(self.all()) + "]").encode())
+        return self._body[1]
+
+
 def desk_counts(spaces: Iterable[Space], live: LiveState) -> DeskCounts:
     n = {"free": 0, "occupied": 0, "unknown": 0}
     for s in spaces:

@@ -45,6 +45,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "gateway": ("tila.gateway.bench", "durable outbox, backlog drain, disk writes, gateway memory"),
     "aggregator": ("tila.aggregator.bench", "events/s against a bare subscriber, memory at 10k spaces"),
     "store": ("tila.store.bench", "utilisation over a year × 500 spaces in SQLite and InfluxDB"),
+    "api": ("tila.api.bench", "sensor-to-browser latency, SSE fan-out to 1000 clients, /v1/spaces req/s"),
 }
 
 

@@ -37,6 +37,12 @@ _SPACED_OFFSET = re.compile(
     r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)$"
 )
 _EXAMPLE = "2026-11-24T08:00:00+02:00"
+#: Years a time may name: the store's slots count from the Unix epoch, and a year past 9000 is a typo;
+#: beyond these, year 1 or 9999 with an offset would not even fit a datetime once moved to UTC.
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
+#: The longest window /v1/utilisation answers: a century of opening hours takes the calendar about
+#: half a second; millennia took a minute of a worker thread (found by the fuzz tests).
+MAX_WINDOW_DAYS = 36_600
 
 
 def parse_time(value: object) -> datetime:
@@ -57,6 +63,8 @@ def parse_time(value: object) -> datetime:
         raise ValueError(f"{text[:40]!r} is not an ISO 8601 time; use e.g. {_EXAMPLE}") from None
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError(f"{text[:40]!r} has no UTC offset; add one, e.g. {_EXAMPLE} or …Z for UTC")
+    if not EARLIEST_YEAR <= t.year <= LATEST_YEAR:
+        raise ValueError(f"{text[:40]!r} is outside the years {EARLIEST_YEAR}–{LATEST_YEAR}")
     return t
 
 
@@ -102,6 +110,8 @@ def _slot_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
         a, b = window(start, end)
     except QueryError as exc:
         raise invalid("to", str(exc)) from exc
+    if b - a > MAX_WINDOW_DAYS * 86400:
+        raise invalid("to", f"the window covers at most {MAX_WINDOW_DAYS} days; choose a shorter one")
     return datetime.fromtimestamp(a, UTC), datetime.fromtimestamp(b, UTC)
 
 
