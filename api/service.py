@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from ..cli import UsageError, mqtt_arg, port_arg, site_arg, store_arg
+from ..cli import UsageError, mqtt_arg, port_arg, positive_int, site_arg, store_arg
 from ..store import StoreError, open_store
 from .app import close_streams, create_app
 from .auth import TokenError, Tokens
@@ -67,16 +67,6 @@ def rate_arg(value: str) -> float:
     return rate
 
 
-def burst_arg(value: str) -> int:
-    try:
-        burst = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value[:40]!r}") from None
-    if burst < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {burst}")
-    return burst
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", type=site_arg, required=True, help="site file (TOML), or 'bundled'")
     parser.add_argument("--mqtt", type=mqtt_arg, required=True, help="central broker, mqtt://host:port")
@@ -110,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rate-burst",
-        type=burst_arg,
+        type=positive_int,
         default=BURST,
         metavar="N",
         help=f"requests a client address may make at once before --rate-limit applies (default {BURST})",

@@ -104,6 +104,17 @@ def positive_float(value: str) -> float:
     return f
 
 
+def positive_int(value: str) -> int:
+    """A whole number of at least 1 (sizes, counts, bursts)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value[:40]!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
 def port_arg(value: str) -> int:
     try:
         p = int(value)

@@ -6,7 +6,7 @@ import argparse
 import logging
 import threading
 
-from ..cli import UsageError, ident_arg, mqtt_arg, positive_float, site_arg
+from ..cli import UsageError, ident_arg, mqtt_arg, positive_float, positive_int, site_arg
 from .bridge import Gateway, GatewaySettings
 from .outbox import POLICIES, OutboxError
 
@@ -15,30 +15,22 @@ log = logging.getLogger(__name__)
 HELP = "one gateway: device messages on the local broker → canonical events on the central broker"
 
 
-def _size(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", type=site_arg, required=True, help="site file (TOML), or 'bundled'")
     p.add_argument("--id", type=ident_arg, required=True, help="this gateway's id (in topics and events)")
     p.add_argument("--local", type=mqtt_arg, required=True, help="local broker URL (devices)")
     p.add_argument("--central", type=mqtt_arg, required=True, help="central broker URL (uplink)")
     p.add_argument("--data-dir", required=True, help="directory for the durable outbox")
-    p.add_argument("--max-payload", type=_size, default=64 * 1024, help="largest device payload in bytes")
+    p.add_argument(
+        "--max-payload", type=positive_int, default=64 * 1024, help="largest device payload in bytes"
+    )
     p.add_argument(
         "--max-outbox-mb",
-        type=_size,
+        type=positive_int,
         default=1024,
         help="outbox disk quota in MiB (see the README for days of outage)",
     )
-    p.add_argument("--max-events", type=_size, default=10_000_000, help="outbox capacity in events")
+    p.add_argument("--max-events", type=positive_int, default=10_000_000, help="outbox capacity in events")
     p.add_argument(
         "--full-policy", choices=POLICIES, default="drop-oldest", help="what to do when the outbox is full"
     )
