@@ -385,7 +385,11 @@ class Gateway:
             if entry is not None:
                 self._to_remove.extend(entry[1])
                 self.forwarded += len(entry[1])
-        due = force or len(self._to_remove) >= REMOVE_MAX or time.monotonic() - self._removed_at >= REMOVE_SECONDS
+        due = (
+            force
+            or len(self._to_remove) >= REMOVE_MAX
+            or time.monotonic() - self._removed_at >= REMOVE_SECONDS
+        )
         if self._to_remove and due:
             self.outbox.remove(self._to_remove)
             self._to_remove = []
