@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -63,10 +64,11 @@ def create_app(
     store: Store,
     tokens: Tokens | str = "",
     settings: ApiSettings | None = None,
+    data_dir: Path | None = None,
 ) -> FastAPI:
     """The HTTP API and pages for ``site``. ``tokens`` as parsed :class:`Tokens` or a ``scope:token``
     string (a bad string raises :class:`tila.api.auth.TokenError`); ``settings`` for CORS and the rate
-    limit (the defaults when None)."""
+    limit (the defaults when None); ``data_dir`` for the API's own state (bookings, webhooks)."""
     if isinstance(tokens, str):
         tokens = Tokens.parse(tokens)
     settings = settings or ApiSettings()
@@ -83,6 +85,7 @@ def create_app(
         docs=docs,
         settings=settings,
         limiter=limiter,
+        data_dir=data_dir,
     )
 
     def on_space_change(space_id: str) -> None:

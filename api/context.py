@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..sensors.site import Site
 from ..store import Store
@@ -27,3 +28,6 @@ class ApiContext:
     settings: ApiSettings = field(default_factory=ApiSettings)
     #: The rate limiter's buckets (None when the limit is off), for /metrics.
     limiter: Buckets | None = None
+    #: Where the API keeps its own state (bookings, webhook subscriptions and deliveries); None:
+    #: those features are off and their routes answer 503 saying so.
+    data_dir: Path | None = None

@@ -19,6 +19,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -112,6 +113,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="proxies whose X-Forwarded-For/-Proto are trusted for the client address (the rate limit's "
         "key), separated by commas, or * (default 127.0.0.1)",
     )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory for the API's own state: bookings, webhook subscriptions and deliveries "
+        "(default: beside a SQLite store; without one those features are off)",
+    )
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -127,11 +135,27 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         raise UsageError(str(exc)) from exc
     try:
         live = LiveState(args.site, args.mqtt)
-        app = create_app(args.site, live, store, tokens, settings_from(args))
+        app = create_app(args.site, live, store, tokens, settings_from(args), data_dir_of(args))
         serve_on(sock, app, stop, access_log=args.access_log, forwarded_allow_ips=args.forwarded_allow_ips)
     finally:
         store.close()
     return 0
+
+
+def data_dir_of(args: argparse.Namespace) -> Path | None:
+    """``--data-dir``, created if missing; by default the folder of a SQLite store (as the aggregator's
+    journal); None (bookings and webhooks off) for another store without ``--data-dir``."""
+    path: Path | None = args.data_dir
+    if path is None and args.store.kind == "sqlite":
+        path = Path(args.store.path).parent
+    if path is None:
+        log.warning("no --data-dir: bookings and webhooks are off (their routes answer 503)")
+        return None
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--data-dir {path}: cannot create: {exc.strerror or exc}") from None
+    return Path(path)
 
 
 def settings_from(args: argparse.Namespace) -> ApiSettings:

@@ -1,0 +1,1 @@
+"""Bookings: iCalendar import, comparison with measured occupancy, availability."""

@@ -1,0 +1,1 @@
+"""The continuation-assessment report: HTML with charts and the CSV behind each chart."""
