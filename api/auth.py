@@ -1,6 +1,6 @@
 """Bearer tokens and scopes: ``TILA_TOKENS`` / ``--tokens`` as ``scope:token`` pairs, comma-separated.
 
-Scopes are ``host``, ``analyst`` and ``admin``; ``admin`` implies the other two. Only SHA-256 digests of
+Scopes are ``host``, ``analyst``, ``booking`` and ``admin``; ``admin`` implies the others. Only SHA-256 digests of
 the tokens are kept, every presented token is compared against every configured one in constant time
 (:func:`hmac.compare_digest`, no early exit), and no message, log line or ``repr`` ever shows a token.
 """
@@ -18,11 +18,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from .models import ErrorOut
 
-SCOPES = ("host", "analyst", "admin")
+#: ``booking`` is for booking systems: bookings in and out, no-shows, webhooks.
+SCOPES = ("host", "analyst", "booking", "admin")
 #: What each scope grants: admin implies the others (CONTRACT.md, HTTP).
 _GRANTS: dict[str, frozenset[str]] = {
     "host": frozenset({"host"}),
     "analyst": frozenset({"analyst"}),
+    "booking": frozenset({"booking"}),
     "admin": frozenset(SCOPES),
 }
 
