@@ -3,6 +3,10 @@
 An embedded MQTT broker (amqtt), the simulated Work 2.0 Lab, one gateway, the aggregator, the
 embedded SQLite store and the API with its pages, each on a thread of its own, wired exactly as
 the separate commands are: through the broker and the store.
+
+Once the API is up, a background thread backfills the store with the simulated site's history
+(:mod:`tila.sim.backfill`: the last ``--history`` days up to yesterday), so the analyst routes and
+the hosts' view have weeks to show at once; today belongs to the live pipeline and is left alone.
 """
 
 from __future__ import annotations
@@ -15,13 +19,31 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cli import UsageError, port_arg, positive_float, site_arg
+
+if TYPE_CHECKING:
+    from .sensors.site import Site
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
 #: The demo's simulated day starts at this local time on a weekday, so the lab is busy at once.
 DEMO_START = (8, 30)
+#: Days of history backfilled on start: eight weeks, enough for weekly patterns and a month's view.
+DEMO_HISTORY_DAYS = 56
+
+
+def history_arg(value: str) -> int:
+    """``--history``: a whole number of days, 0 for none."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {value[:40]!r}") from None
+    if not 0 <= n <= 3660:
+        raise argparse.ArgumentTypeError(f"must be 0–3660 days, not {n}")
+    return n
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,12 +60,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir", default=None, help="where the store and outbox go (default: a temporary directory)"
     )
+    p.add_argument(
+        "--history",
+        type=history_arg,
+        default=DEMO_HISTORY_DAYS,
+        help=(
+            "days of simulated history up to yesterday, written in the background "
+            f"(default {DEMO_HISTORY_DAYS}; 0: none)"
+        ),
+    )
 
 
-def demo_start(now: datetime) -> datetime:
-    """Today at 08:30 local if a weekday, else the Friday before: a working morning to simulate."""
+def demo_start(now: datetime, site: Site | None = None) -> datetime:
+    """Today at 08:30 local if the site is open today, else on the last open day before (a weekday
+    without a site: the Friday before a weekend): a working morning to simulate. Public holidays
+    are closed days for the simulated lab too, so they are skipped like weekends."""
     day = now.date()
-    while day.weekday() >= 5:
+    for _ in range(31):
+        if site.hours_on(day) if site is not None else day.weekday() < 5:
+            break
         day -= timedelta(days=1)
     return datetime(day.year, day.month, day.day, *DEMO_START, tzinfo=now.tzinfo)
 
@@ -84,7 +119,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     tokens = Tokens.parse(tokens_text)
 
     # Threads stop in reverse order of the pipeline: devices first, the API last.
-    stops = {name: threading.Event() for name in ("sim", "gateway", "aggregator", "api")}
+    stops = {name: threading.Event() for name in ("history", "sim", "gateway", "aggregator", "api")}
     journal = Journal(data / "aggregator.db")
     aggregator = AggregatorService(site, url, store, journal, "demo", lateness=2.0)
     gateway = Gateway(
@@ -98,7 +133,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         )
     )
     now = datetime.now(site.tz)
-    simulator = Simulator(site, url, speed=args.speed, seed=args.seed, start=demo_start(now))
+    simulator = Simulator(site, url, speed=args.speed, seed=args.seed, start=demo_start(now, site))
     live = LiveState(site, url)
     app = create_app(site, live, store, tokens)
     listening = threading.Event()
@@ -122,12 +157,20 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         time.sleep(0.05)
     sim_thread = threading.Thread(target=simulator.run, args=(stops["sim"],), name="sim", daemon=True)
     sim_thread.start()
+    history_thread = threading.Thread(
+        target=_history,
+        args=(site, store, args.history, 0 if args.seed is None else args.seed, stops["history"]),
+        name="history",
+        daemon=True,
+    )
+    if args.history:
+        history_thread.start()
 
     base = url_of(sock) if sock.fileno() >= 0 else f"http://{args.host}:{args.port}"
     scopes = dict(pair.split(":", 1) for pair in tokens_text.split(","))
     print(
         f"\ntila demo — {site.name.get('en', site.id)} simulated at {args.speed:g}× from "
-        f"{demo_start(now):%a %H:%M} local time\n\n"
+        f"{demo_start(now, site):%a %H:%M} local time\n\n"
         f"  lobby screen   {base}/lobby          (?lang=fi, sv or en)\n"
         f"  hosts' view    {base}/host           (host token)\n"
         f"  spaces         {base}/v1/spaces\n"
@@ -150,12 +193,15 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     stop.wait(args.duration)
     log.info("demo stopping")
     for name, thread in (
+        ("history", history_thread),
         ("sim", sim_thread),
         ("gateway", threads[1]),
         ("aggregator", threads[0]),
         ("api", threads[2]),
     ):
         stops[name].set()
+        if not thread.ident:
+            continue  # never started
         thread.join(10)
         if thread.is_alive():
             log.warning("%s did not stop within 10 s", name)
@@ -165,3 +211,33 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     if tmp is not None:
         tmp.cleanup()
     return 0
+
+
+def _history(site: Site, store: Store, days: int, seed: int, stop: threading.Event) -> None:
+    """Backfill ``days`` days up to yesterday (today is the live pipeline's) and say when done."""
+    from .sim.backfill import backfill
+    from .store import StoreError
+
+    end = datetime.now(site.tz).date()
+    # The last week first: it is what a visitor looks at first.
+    recent = min(days, 7)
+    rows = 0
+    seconds = 0.0
+    try:
+        for a, b in (
+            (end - timedelta(days=recent), end),
+            (end - timedelta(days=days), end - timedelta(days=recent)),
+        ):
+            if a < b:
+                result = backfill(site, store, a, b, seed=seed, stop=stop)
+                if result.stopped:
+                    return
+                rows, seconds = rows + result.buckets, seconds + result.seconds
+    except StoreError as exc:
+        log.error("history backfill failed: %s", exc)
+        return
+    print(
+        f"  history        {days} days up to {end - timedelta(days=1)} in the store "
+        f"({rows} rows, {seconds:.1f} s)",
+        flush=True,
+    )
