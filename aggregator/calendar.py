@@ -113,11 +113,12 @@ class Calendar:
         return self.starts + self.offsets
 
     def intervals(self, interval: str) -> tuple[Ints, list[datetime]]:
-        """Each slot's interval index and each interval's start, for ``15m``, ``1h``, ``1d``, ``total``.
+        """Each slot's interval index and each interval's start, for ``15m``, ``1h``, ``1d``, ``1w``,
+        ``1mo``, ``total``.
 
         Intervals are runs of consecutive slots, in time order; an interval's start is the local
-        start of its quarter, hour or day (the day's midnight even when the window starts later),
-        or the window's start for ``total``.
+        start of its quarter, hour, day, week (Monday, as ISO 8601 weeks) or calendar month (its
+        midnight even when the window starts later), or the window's start for ``total``.
         """
         tz = self.site.tz
         if self.n == 0:
@@ -131,6 +132,12 @@ class Calendar:
             key = self.local // 3600 * 3600 - self.offsets
         elif interval == "1d":
             key = self.local // 86400
+        elif interval == "1w":
+            # Local days since the epoch's Monday (1969-12-29) ÷ 7: the week's Monday as a day number.
+            days = self.local // 86400
+            key = days - (days + _EPOCH_WEEKDAY) % 7
+        elif interval == "1mo":
+            key = _month_first_days(self.local // 86400)
         else:
             raise ValueError(f"unknown interval {interval!r}")
         change = np.flatnonzero(key[1:] != key[:-1]) + 1
@@ -138,7 +145,7 @@ class Calendar:
         index[change] = 1
         np.cumsum(index, out=index)
         firsts = np.concatenate([[0], change])
-        if interval == "1d":
+        if interval in ("1d", "1w", "1mo"):
             days = (datetime.fromtimestamp(int(d) * 86400, UTC).date() for d in key[firsts])
             # Midnight in the zone, localised afresh: its offset may differ from the first slot's.
             labels = [datetime(d.year, d.month, d.day, tzinfo=tz) for d in days]
@@ -151,3 +158,9 @@ class Calendar:
         local = self.local
         weekday = (local // 86400 + _EPOCH_WEEKDAY) % 7
         return weekday * 24 + (local % 86400) // 3600
+
+
+def _month_first_days(days: Ints) -> Ints:
+    """The first day of each local day's calendar month, both as days since 1970-01-01."""
+    months = days.astype("datetime64[D]").astype("datetime64[M]")
+    return months.astype("datetime64[D]").astype(np.int64)

@@ -20,8 +20,9 @@ gives that space's figures:
   quarter hour need not coincide), equal to it when counts hold still within each quarter.
 
 Intervals group slots by the site's local time: ``15m``, ``1h`` local hours, ``1d`` local days (23
-or 25 hours on daylight-saving days), ``total`` the whole window. The heatmap groups them by local
-weekday × hour. The arithmetic runs on numpy arrays: buckets as columns, sums by ``bincount``.
+or 25 hours on daylight-saving days), ``1w`` local weeks from Monday, ``1mo`` calendar months,
+``total`` the whole window. The heatmap groups them by local weekday × hour. The arithmetic runs on
+numpy arrays: buckets as columns, sums by ``bincount``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ..sensors.site import DAYS, KINDS, Site, Space
 from .buckets import BUCKET_SECONDS, Bucket, slot
 from .calendar import Calendar
 
-INTERVALS = ("15m", "1h", "1d", "total")
+INTERVALS = ("15m", "1h", "1d", "1w", "1mo", "total")
 GROUPS = ("space", "zone", "kind", "site")
 #: A query may answer at most this many rows (a year of 15-minute rows for 5 spaces).
 MAX_ROWS = 200_000
@@ -232,6 +233,10 @@ class Metrics:
     utilisation: Floats
     mean_count: Floats
     coverage: Floats
+    #: Frequency on covered time only (occupied ÷ covered seconds): what F would be if the time
+    #: without sensor data had been used like the time with it. Not a contract metric; reports
+    #: show it beside F, marked, so that missing data is never read as vacancy.
+    frequency_covered: Floats
 
 
 def metrics(s: Sums) -> Metrics:
@@ -243,7 +248,28 @@ def metrics(s: Sums) -> Metrics:
         utilisation = np.where(s.seat_open_s > 0, s.count_s / s.seat_open_s, np.nan)
         mean_count = np.where(s.occupied_s > 0, s.count_s / s.occupied_s, np.nan)
         coverage = np.where(has_open, s.covered_s / s.open_s, np.nan)
-    return Metrics(frequency, occupancy, utilisation, mean_count, coverage)
+        frequency_covered = np.where(s.covered_s > 0, s.occupied_s / s.covered_s, np.nan)
+    return Metrics(frequency, occupancy, utilisation, mean_count, coverage, frequency_covered)
+
+
+def headcounts(cols: Columns, n_spaces: int, top: int) -> Floats:
+    """Occupied seconds of each space by head count, as an array spaces × (top + 1).
+
+    A bucket holds the integral of the head count, not its distribution, so each quarter hour counts
+    with its mean head count while occupied (``count_s / occupied_s``), rounded half up to a whole
+    person and at least 1; column k holds the occupied seconds at k people, the last column ``top``
+    people or more, column 0 is always 0. Within a quarter the count may have varied: this is the
+    distribution of quarter-hour means, which is what a room's size is judged on.
+    """
+    if top < 1:
+        raise QueryError(f"top must be at least 1, not {top}")
+    occupied = cols.occupied_s > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(occupied, cols.count_s / np.where(occupied, cols.occupied_s, 1.0), 0.0)
+    people = np.clip(np.floor(mean + 0.5), 1, top).astype(np.int64)
+    key = cols.space[occupied] * (top + 1) + people[occupied]
+    weights = cols.occupied_s[occupied]
+    return _bincount(key, weights, n_spaces * (top + 1)).reshape(n_spaces, top + 1)
 
 
 # ------------------------------------------------------------------------------------- queries
