@@ -14,9 +14,12 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .webhooks import Webhooks
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Upper bounds of the latency buckets, seconds: from a cached JSON answer (well under a millisecond)
@@ -155,3 +158,34 @@ def _number(value: Any) -> str:
         if value.is_integer():
             return str(int(value))
     return str(value)
+
+
+def webhook_lines(hooks: Webhooks | None) -> list[str]:
+    """The webhook deliveries' figures for /metrics (none when webhooks are off)."""
+    if hooks is None:
+        return []
+    lines = family(
+        "tila_api_webhook_deliveries_total",
+        "counter",
+        "Webhook deliveries finished since start, by outcome (delivered: a 2xx; failed: gave up).",
+        [({"outcome": "delivered"}, hooks.delivered), ({"outcome": "failed"}, hooks.failed)],
+    )
+    lines += family(
+        "tila_api_webhook_retries_total",
+        "counter",
+        "Webhook attempts that failed and were scheduled again.",
+        [({}, hooks.retried)],
+    )
+    lines += family(
+        "tila_api_webhook_lost_total",
+        "counter",
+        "space.state changes not queued because the webhook database failed.",
+        [({}, hooks.lost)],
+    )
+    lines += family(
+        "tila_api_webhook_pending",
+        "gauge",
+        "Webhook deliveries queued or awaiting a retry.",
+        [({}, hooks.pending())],
+    )
+    return lines

@@ -25,7 +25,7 @@ from fastapi.responses import PlainTextResponse
 from ..deps import CtxDep
 from ..live import GatewayLive
 from ..models import HealthOut
-from ..prometheus import CONTENT_TYPE, family, histograms
+from ..prometheus import CONTENT_TYPE, family, histograms, webhook_lines
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -155,6 +155,7 @@ async def metrics(ctx: CtxDep) -> PlainTextResponse:
     )
     lines += _gateway_lines(live.gateways())
     lines += _aggregator_lines(live.aggregator_reports(), live.aggregators())
+    lines += webhook_lines(ctx.webhooks)
     return PlainTextResponse("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
 
 
