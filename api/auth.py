@@ -3,12 +3,17 @@
 Scopes are ``host``, ``analyst``, ``booking`` and ``admin``; ``admin`` implies the others. Only SHA-256 digests of
 the tokens are kept, every presented token is compared against every configured one in constant time
 (:func:`hmac.compare_digest`, no early exit), and no message, log line or ``repr`` ever shows a token.
+
+A token may be configured hashed, ``scope:sha256:<64 hex digits>`` (the digest kept anyway; ``tila token``
+prints both forms), so that the token itself is in no env file or process list on the server. An empty
+token or a well-known default or placeholder is refused (:mod:`tila.secrets`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -16,7 +21,12 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..secrets import digest_is_weak, weakness
 from .models import ErrorOut
+
+#: The hashed form's marker: ``scope:sha256:<hex>``.
+HASHED = "sha256:"
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 #: ``booking`` is for booking systems: bookings in and out, no-shows, webhooks.
 SCOPES = ("host", "analyst", "booking", "admin")
@@ -41,7 +51,7 @@ class Tokens:
 
     @classmethod
     def parse(cls, spec: str) -> Tokens:
-        """``"host:abc,analyst:def"`` → Tokens; an empty string configures no tokens at all."""
+        """``"host:abc,analyst:sha256:<hex>"`` → Tokens; an empty string configures no tokens at all."""
         grants: dict[bytes, set[str]] = {}
         items = [x.strip() for x in spec.split(",")] if spec.strip() else []
         for n, item in enumerate(items, 1):
@@ -61,11 +71,29 @@ class Tokens:
             token = token.strip()
             if not token:
                 raise TokenError(f"tokens: item {n} ({scope}) has an empty token")
+            if token[: len(HASHED)].lower() == HASHED:
+                hexdigest = token[len(HASHED) :]
+                if not _HEX64.fullmatch(hexdigest):
+                    raise TokenError(
+                        f"tokens: item {n} ({scope}) is not {scope}:sha256:<64 hex digits> "
+                        "(tila token prints one)"
+                    )
+                digest = bytes.fromhex(hexdigest)
+                if digest_is_weak(digest):
+                    raise TokenError(
+                        f"tokens: item {n} ({scope}) is the digest of a well-known default or placeholder"
+                        " (tila token makes a random one)"
+                    )
+                grants.setdefault(digest, set()).update(_GRANTS[scope])
+                continue
             if any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in token):
                 # An HTTP header carries printable ASCII only, and whitespace would split the header.
                 raise TokenError(
                     f"tokens: item {n} ({scope}) has a token with spaces or non-ASCII characters"
                 )
+            why = weakness(token)
+            if why is not None:
+                raise TokenError(f"tokens: item {n} ({scope}): the token {why} (tila token makes a random one)")
             grants.setdefault(_digest(token), set()).update(_GRANTS[scope])
         return cls(tuple((d, frozenset(s)) for d, s in grants.items()))
 
@@ -98,7 +126,7 @@ def _digest(token: str) -> bytes:
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
-    description="A token from TILA_TOKENS: host, analyst or admin scope (admin implies the others).",
+    description="A token from TILA_TOKENS: host, analyst, booking or admin scope (admin implies the others).",
 )
 
 

@@ -6,8 +6,10 @@
   answer already has is never replaced or doubled.
 - ``Cache-Control: no-store`` on answers to requests carrying a token, unless the route set its own:
   a shared cache must not keep a protected answer and hand it to someone else.
-- A request body over :data:`MAX_BODY` is refused with 413 before it is read. No route reads a body
-  at all (every route is a GET); the limit only stops a client from making the server hold one.
+- A request body over its route's limit (:data:`MAX_BODY`, or :data:`BODY_LIMITS` for the routes
+  that take more) is refused with 413: before it is read when ``Content-Length`` says so, and as soon
+  as the limit is passed for a chunked body (which has no length). The route then sees the client as
+  gone and its answer is dropped: only the 413 is sent.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 )
-#: Bytes of request body accepted: nothing needs one; 64 KiB as the gateway's --max-payload.
+#: Bytes of request body accepted: a booking or a webhook subscription is well under 4 KiB; 64 KiB as
+#: the gateway's --max-payload.
 MAX_BODY = 64 * 1024
+#: Routes taking more: an iCalendar upload (api/routes/bookings.py MAX_IMPORT_BODY; larger calendars
+#: are imported from their URL).
+BODY_LIMITS: dict[str, int] = {"/v1/bookings/import": 2 * 1024 * 1024}
 
 
 class SecurityHeaders:
@@ -35,15 +41,34 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         authorized = False
+        limit = BODY_LIMITS.get(scope.get("path", ""), MAX_BODY)
         for name, value in scope.get("headers", ()):
             name = name.lower()
             if name == b"authorization":
                 authorized = True
-            elif name == b"content-length" and _too_long(value):
-                await _refuse_body(send)
+            elif name == b"content-length" and _too_long(value, limit):
+                await _refuse_body(send, limit)
                 return
+        received = 0
+        refused = False
+
+        async def receive_limited() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Answer now and tell the route the client is gone: whatever it answers is dropped.
+                    refused = True
+                    await _refuse_body(send, limit)
+                    return {"type": "http.disconnect"}
+            return message
 
         async def send_with_headers(message: Message) -> None:
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {k.lower() for k, _ in headers}
@@ -53,18 +78,18 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive_limited, send_with_headers)
 
 
-def _too_long(value: bytes) -> bool:
+def _too_long(value: bytes, limit: int) -> bool:
     try:
-        return int(value) > MAX_BODY
+        return int(value) > limit
     except ValueError:
         return False  # the server itself answers 400 to a malformed Content-Length
 
 
-async def _refuse_body(send: Send) -> None:
-    body = json.dumps({"detail": f"request body over {MAX_BODY} bytes; no route takes one"}).encode()
+async def _refuse_body(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": f"request body over {limit} bytes"}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
