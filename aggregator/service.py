@@ -6,6 +6,25 @@ written), so a crash loses nothing: the broker redelivers what was not acknowled
 trackers in the checkpoint drop what was already applied. A flusher writes bucket rows from the
 journal to the store; when the store is down they wait in the journal and the aggregator keeps
 consuming, reporting itself degraded.
+
+One process may serve several sites (``--site`` repeated, or a directory of site files): "100
+sites into two aggregators". Each site then gets exactly what a single-site aggregator has, side by
+side in one process: its own core, journal (``aggregator-<site>-<id>.db``), MQTT connection (client
+id ``tila-aggregator-<site>-<id>``, its own persistent session and retained ``online``/``offline``
+last will), subscription to its events topic, retained states and health under its own topics, and
+flusher. The sites share the process and, unless the store URL holds ``{site}``, one store.
+
+This is the simpler of the two designs on purpose. One connection and one loop for every site would
+save threads and connections, but a connection has only one last will, so a site's status could no
+longer say ``offline`` when the process dies, and the API of each site (which watches its own
+``aggregators/+/status``) would need to learn a per-process topic. With one service per site the
+API, the broker sessions, the journal files and the figures stay those of a single-site aggregator,
+a site moves from one process to another by moving its file (and journal), and a single site runs
+exactly as before, on the calling thread. The cost is three threads (paho's, the loop's, the
+flusher's) and one broker connection per site, which the ``scale`` benchmark measures at 50 sites
+per process, and one commit per site: sites sharing a process therefore pace their commits (see
+COMMIT_CPU_SHARE). Health is published per site, as for one site, with ``sites_in_process`` and
+``commit_interval_s`` added when a process serves more than one. One site failing stops them all.
 """
 
 from __future__ import annotations
@@ -17,6 +36,7 @@ import queue
 import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +65,16 @@ IDLE_COMMIT_INTERVAL = 30.0
 FLUSH_ROWS = 5000
 FLUSH_INTERVAL = 0.5
 HEALTH_INTERVAL = 10.0
+#: A process serving several sites stretches each site's commit interval (up to MAX_COMMIT_INTERVAL)
+#: so that its sites' commits (the checkpoint is rewritten whole: ~100 KB and 3 ms of CPU for one of
+#: the ``scale`` benchmark's sites of 200 spaces, measured on the development machine) take at most
+#: this share of one CPU together. 50 such sites committing every 0.1 s would need 1.5 CPUs for that
+#: alone.
+COMMIT_CPU_SHARE = 0.25
+MAX_COMMIT_INTERVAL = 1.0
+#: Unacknowledged messages the broker sends a connection (``max_inflight_messages`` in
+#: deploy/mosquitto/mosquitto.conf), and the connection's own window for what it publishes.
+MAX_INFLIGHT = 100
 
 
 def partition_arg(value: str) -> tuple[int, int]:
@@ -54,10 +84,87 @@ def partition_arg(value: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+@dataclass(slots=True, frozen=True)
+class SiteFile:
+    """A site and the file it was read from (for messages naming both)."""
+
+    path: str
+    site: Site
+
+
+def sites_arg(value: str) -> list[SiteFile]:
+    """``--site``: a site file, a directory of site files (``*.toml``, in name order), or ``bundled``."""
+    path = Path(value)
+    if path.is_dir():
+        files = sorted(f for f in path.glob("*.toml") if f.is_file())
+        if not files:
+            raise argparse.ArgumentTypeError(f"no site files (*.toml) in directory {value}")
+        return [SiteFile(str(f), site_arg(str(f))) for f in files]
+    return [SiteFile(value, site_arg(value))]
+
+
+class _Sites(argparse.Action):
+    """``--site`` may be repeated; given on the command line, it replaces ``TILA_SITE``."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        # Before the first, the attribute holds the default: None, or TILA_SITE's text (argparse
+        # converts that one only when the option is not given).
+        before = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, [*(before if isinstance(before, list) else []), *values])
+
+
+#: In a store URL, replaced by each site's id: a store per site (``sqlite:///data/{site}.db``,
+#: ``influxdb://host/tila_{site}``), as the README recommends for InfluxDB (one site per database).
+SITE_PLACEHOLDER = "{site}"
+
+
+@dataclass(slots=True, frozen=True)
+class SiteStores:
+    """A store URL with ``{site}`` in it: each site's store is the URL with the site's id in place."""
+
+    template: str
+
+    def url(self, site_id: str) -> StoreUrl:
+        """The site's store URL, checked as ``--store`` is (tila.cli.store_arg)."""
+        try:
+            return store_arg(self.template.replace(SITE_PLACEHOLDER, site_id))  # type: ignore[no-any-return]
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--store for site {site_id!r}: {exc}") from exc
+
+
+def aggregator_store_arg(value: str) -> StoreUrl | SiteStores:
+    """``--store``: a store URL, shared by every site served, or one with ``{site}``: one per site."""
+    if SITE_PLACEHOLDER not in value:
+        return store_arg(value)  # type: ignore[no-any-return]
+    sample = "SITEID"  # valid wherever a site id is, and found again in the message
+    try:
+        store_arg(value.replace(SITE_PLACEHOLDER, sample))
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace(sample, SITE_PLACEHOLDER)) from None
+    return SiteStores(value)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--site", type=site_arg, required=True, help="site file (TOML), or 'bundled'")
+    p.add_argument(
+        "--site",
+        type=sites_arg,
+        action=_Sites,
+        required=True,
+        help="site file (TOML), a directory of site files, or 'bundled'; repeat for several sites",
+    )
     p.add_argument("--mqtt", type=mqtt_arg, required=True, help="central broker URL, mqtt://host:port")
-    p.add_argument("--store", type=store_arg, required=True, help="store URL (sqlite:///PATH or InfluxDB)")
+    p.add_argument(
+        "--store",
+        type=aggregator_store_arg,
+        required=True,
+        help="store URL (sqlite:///PATH or InfluxDB); {site} in it gives each site its own store",
+    )
     p.add_argument("--id", default="1", help="aggregator instance id (client id, journal file)")
     p.add_argument(
         "--data-dir",
@@ -109,8 +216,10 @@ class AggregatorService:
         lateness: float = 10.0,
         part: tuple[int, int] = (0, 1),
         retention_days: float = 60.0,
+        process_sites: int = 1,
     ) -> None:
         self.site = site
+        self.process_sites = process_sites
         self.store = store
         self.journal = journal
         self.instance = instance
@@ -140,11 +249,20 @@ class AggregatorService:
             on_message=self._inbox.put,
             status=(topics.aggregator_status(site.id, instance), b"online", b"offline"),
             # Mosquitto's default max_inflight_messages is 20; each message is a batch of events.
-            max_inflight=100,
+            max_inflight=MAX_INFLIGHT,
         )
         self.store_ok = True
         self.store_error = ""
         self._lag = 0.0
+        #: Seconds between commits while events flow, and what a commit costs (CPU seconds, smoothed).
+        self.commit_interval = COMMIT_INTERVAL
+        self._commit_cpu = 0.0
+
+    def _budget(self, cpu: float) -> None:
+        """Stretch the commit interval of a site sharing its process (see COMMIT_CPU_SHARE)."""
+        self._commit_cpu = cpu if not self._commit_cpu else 0.8 * self._commit_cpu + 0.2 * cpu
+        wanted = self._commit_cpu * self.process_sites / COMMIT_CPU_SHARE
+        self.commit_interval = min(MAX_COMMIT_INTERVAL, max(COMMIT_INTERVAL, wanted))
 
     # ------------------------------------------------------------------------------------ run
 
@@ -155,10 +273,14 @@ class AggregatorService:
         last_tick = last_health = last_prune = last_commit = 0.0
         last_accounted = -1
         unacked: list[Message] = []
+        # Alone in its process, a site commits every COMMIT_INTERVAL; sharing it, at the budgeted
+        # interval, or as soon as the broker can send no more before an acknowledgement.
+        shared = self.process_sites > 1
+        most = MAX_INFLIGHT if shared else COMMIT_MAX_MESSAGES
         try:
             while not stop.is_set():
-                deadline = time.monotonic() + COMMIT_INTERVAL
-                while len(unacked) < COMMIT_MAX_MESSAGES:
+                deadline = time.monotonic() + self.commit_interval
+                while len(unacked) < most:
                     try:
                         msg = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
                     except queue.Empty:
@@ -167,6 +289,7 @@ class AggregatorService:
                     unacked.append(msg)
                 now = time.time()
                 if unacked or now - last_tick >= TICK_INTERVAL:
+                    cpu0 = time.thread_time()
                     self.core.tick(now)
                     last_tick = now
                     # Messages are acknowledged only after a commit. Without messages, time alone
@@ -180,6 +303,8 @@ class AggregatorService:
                         else:
                             stop.wait(1.0)
                     self._publish_changes()
+                    if shared and last_commit == now:
+                        self._budget(time.thread_time() - cpu0)
                 if now - last_prune > 3600:
                     pruned = self.journal.prune(now - self.retention)
                     if pruned:
@@ -287,6 +412,11 @@ class AggregatorService:
             "lag_s": round(self._lag, 3),
             "lateness_window_events": self.core.pending,
             "counters": dict(self.core.counters),
+            **(
+                {"sites_in_process": self.process_sites, "commit_interval_s": round(self.commit_interval, 3)}
+                if self.process_sites > 1
+                else {}
+            ),
         }
 
     def _publish_health(self) -> None:
@@ -299,28 +429,102 @@ def default_data_dir(store: StoreUrl) -> Path | None:
     return Path(store.path).resolve().parent if store.kind == "sqlite" else None
 
 
+def check_sites(sites: list[SiteFile], shared_store: bool) -> None:
+    """Site ids must differ; sites sharing one store must not share a space id (rows are keyed by
+    space, so two sites' desk-01 would be one series)."""
+    by_id: dict[str, SiteFile] = {}
+    spaces: dict[str, str] = {}
+    for sf in sites:
+        other = by_id.setdefault(sf.site.id, sf)
+        if other is not sf:
+            raise UsageError(f"site id {sf.site.id!r} is in two site files: {other.path} and {sf.path}")
+        if not shared_store or len(sites) == 1:
+            continue
+        for sp in sf.site.spaces:
+            owner = spaces.setdefault(sp.id, sf.site.id)
+            if owner != sf.site.id:
+                raise UsageError(
+                    f"space id {sp.id!r} is in sites {owner!r} and {sf.site.id!r}, which would share one"
+                    f" store: put {SITE_PLACEHOLDER} in --store for a store per site"
+                )
+
+
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
-    store_url: StoreUrl = args.store
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(store_url)
-    if data_dir is None:
-        raise UsageError("--data-dir is needed with this store (the aggregator keeps its journal there)")
+    sites: list[SiteFile] = args.site if isinstance(args.site, list) else [SiteFile("<site>", args.site)]
+    check_sites(sites, not isinstance(args.store, SiteStores))
+    stores: dict[str, Store] = {}
+    journals: list[Journal] = []
+    services: list[AggregatorService] = []
     try:
-        store = open_store(store_url)
-    except StoreError as exc:
-        raise UsageError(str(exc)) from exc
-    try:
-        journal = Journal(data_dir / f"aggregator-{args.site.id}-{args.id}.db")
-    except JournalError as exc:
-        store.close()
-        raise UsageError(str(exc)) from exc
-    service = AggregatorService(
-        args.site, args.mqtt, store, journal, args.id, args.lateness, args.partition, args.retention_days
-    )
-    part = f" partition {args.partition[0]}/{args.partition[1]}" if args.partition[1] > 1 else ""
-    log.info("aggregator %s%s for site %s: %s → %s", args.id, part, args.site.id, args.mqtt, store_url)
-    try:
-        service.run(stop)
+        for sf in sites:
+            site = sf.site
+            store_url = args.store.url(site.id) if isinstance(args.store, SiteStores) else args.store
+            data_dir = Path(args.data_dir) if args.data_dir else default_data_dir(store_url)
+            if data_dir is None:
+                raise UsageError(
+                    "--data-dir is needed with this store (the aggregator keeps its journal there)"
+                )
+            store = stores.get(str(store_url))
+            if store is None:
+                try:
+                    store = stores[str(store_url)] = open_store(store_url)
+                except StoreError as exc:
+                    raise UsageError(str(exc)) from exc
+            try:
+                journal = Journal(data_dir / f"aggregator-{site.id}-{args.id}.db")
+            except JournalError as exc:
+                raise UsageError(str(exc)) from exc
+            journals.append(journal)
+            services.append(
+                AggregatorService(
+                    site,
+                    args.mqtt,
+                    store,
+                    journal,
+                    args.id,
+                    args.lateness,
+                    args.partition,
+                    args.retention_days,
+                    process_sites=len(sites),
+                )
+            )
+            part = f" partition {args.partition[0]}/{args.partition[1]}" if args.partition[1] > 1 else ""
+            log.info("aggregator %s%s for site %s: %s → %s", args.id, part, site.id, args.mqtt, store_url)
+        if len(services) == 1:
+            services[0].run(stop)
+            return 0
+        return run_sites(services, stop)
     finally:
-        journal.close()
-        store.close()
-    return 0
+        for journal in journals:
+            journal.close()
+        for store in stores.values():
+            store.close()
+
+
+def run_sites(services: list[AggregatorService], stop: threading.Event) -> int:
+    """Run each site's service on its own thread until ``stop``; one failing stops them all (exit 1),
+    so that a supervisor restarts the process instead of it serving some of its sites silently."""
+    failed: list[str] = []
+
+    def serve(service: AggregatorService) -> None:
+        try:
+            service.run(stop)
+        except Exception:
+            log.exception(
+                "aggregator for site %s failed; stopping every site of this process", service.site.id
+            )
+            failed.append(service.site.id)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=serve, args=(s,), name=f"aggregator-{s.site.id}", daemon=True)
+        for s in services
+    ]
+    for t in threads:
+        t.start()
+    log.info("serving %d sites: %s", len(services), ", ".join(s.site.id for s in services))
+    for t in threads:
+        # A bounded join keeps the main thread responsive to SIGTERM and SIGINT.
+        while t.is_alive():
+            t.join(0.5)
+    return 1 if failed else 0
