@@ -18,6 +18,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from .. import __version__
+from ..bookings.compare import DEFAULT_GRACE
+from ..bookings.monitor import Bookings
 from ..sensors.site import Site
 from ..store import Store, StoreError
 from .auth import Tokens
@@ -38,10 +41,13 @@ from .live import LiveState
 from .models import ErrorOut, ValidationErrorOut
 from .prometheus import RequestMetrics
 from .ratelimit import Buckets, RateLimiter
+from .routes import bookings as booking_routes
 from .routes import gateways, health, pages, sensors, spaces, stream, utilisation
 from .routes import site as site_routes
+from .routes import webhooks as webhook_routes
 from .settings import ApiSettings
 from .views import SpaceDocs
+from .webhooks import DeliveryPolicy, Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +71,15 @@ def create_app(
     tokens: Tokens | str = "",
     settings: ApiSettings | None = None,
     data_dir: Path | None = None,
+    webhook_policy: DeliveryPolicy | None = None,
+    noshow_grace: timedelta = DEFAULT_GRACE,
 ) -> FastAPI:
     """The HTTP API and pages for ``site``. ``tokens`` as parsed :class:`Tokens` or a ``scope:token``
     string (a bad string raises :class:`tila.api.auth.TokenError`); ``settings`` for CORS and the rate
-    limit (the defaults when None); ``data_dir`` for the API's own state (bookings, webhooks)."""
+    limit (the defaults when None); ``data_dir`` for the API's own state (bookings, webhooks);
+    ``webhook_policy`` for webhook retries (a bad ``webhooks.db`` raises
+    :class:`tila.api.webhooks.WebhookError`); ``noshow_grace``: how long after a booking's start
+    the live monitor decides whether it was a no-show."""
     if isinstance(tokens, str):
         tokens = Tokens.parse(tokens)
     settings = settings or ApiSettings()
@@ -86,22 +97,42 @@ def create_app(
         settings=settings,
         limiter=limiter,
         data_dir=data_dir,
+        webhooks=Webhooks(data_dir / "webhooks.db", webhook_policy) if data_dir is not None else None,
     )
+    if data_dir is not None:
+
+        def emit(event: str, data: dict[str, Any]) -> None:
+            if ctx.webhooks is not None:
+                ctx.webhooks.emit(event, data)
+
+        ctx.bookings = Bookings.open(data_dir, site, live, noshow_grace, emit)
 
     def on_space_change(space_id: str) -> None:
         space = site.space(space_id)
         if space is not None:
-            ctx.hub.publish(docs.one(space))
+            doc = docs.one(space)
+            ctx.hub.publish(doc)
+            if ctx.webhooks is not None:
+                ctx.webhooks.space_changed(json.loads(doc))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         remove = live.add_listener(on_space_change)
         live.start(asyncio.get_running_loop())
+        if ctx.webhooks is not None:
+            await ctx.webhooks.start()
+        if ctx.bookings is not None and ctx.bookings.monitor is not None:
+            ctx.bookings.monitor.start()
         try:
             yield
         finally:
             ctx.hub.close()
             remove()
+            if ctx.bookings is not None and ctx.bookings.monitor is not None:
+                await ctx.bookings.monitor.stop()
+            if ctx.webhooks is not None:
+                await ctx.webhooks.stop()  # pending deliveries stay queued for the next start
+                ctx.webhooks.close()
             # paho's loop_stop joins its thread: off the event loop.
             await asyncio.to_thread(live.stop)
 
@@ -122,8 +153,10 @@ def create_app(
             # Bearer tokens travel in a header, not cookies: no credentials mode needed, and "*"
             # stays usable.
             allow_credentials=False,
-            allow_methods=["GET", "HEAD"],
-            allow_headers=["Authorization", "Last-Event-ID"],
+            # POST/DELETE for booking tools in a browser (bookings, webhooks); JSON and iCalendar
+            # bodies need Content-Type, which makes the browser ask first (a preflight).
+            allow_methods=["GET", "HEAD", "POST", "DELETE"],
+            allow_headers=["Authorization", "Last-Event-ID", "Content-Type"],
             expose_headers=["Retry-After"],
             max_age=600,
         )
@@ -133,6 +166,8 @@ def create_app(
     app.add_exception_handler(StoreError, store_error)
     for module in (spaces, site_routes, stream, utilisation, sensors, gateways, health, pages):
         app.include_router(module.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(booking_routes.router)
     app.mount("/static", pages.StaticAssets(directory=pages.STATIC), name="static")
 
     def openapi() -> dict[str, Any]:
@@ -164,6 +199,11 @@ def complete_openapi(doc: dict[str, Any], *, rate_limited: bool) -> dict[str, An
                 if body.get("schema", {}).get("$ref") == _REF_422:
                     body["schema"] = {"$ref": "#/components/schemas/ValidationErrorOut"}
                     responses["422"]["description"] = "a bad parameter: `message` says which and why"
+            if "requestBody" in op and "413" not in responses:
+                responses["413"] = {
+                    "description": "a request body over the route's limit (refused before it is read)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                }
             if rate_limited and "429" not in responses:
                 responses["429"] = {
                     "description": "too many requests without a token from this address",
@@ -175,7 +215,7 @@ def complete_openapi(doc: dict[str, Any], *, rate_limited: bool) -> dict[str, An
                     },
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
                 }
-    if rate_limited:
+    if rate_limited or '"413"' in json.dumps(doc):
         schemas.setdefault("ErrorOut", ErrorOut.model_json_schema())
     schemas.setdefault("ValidationErrorOut", ValidationErrorOut.model_json_schema())
     for unused in ("HTTPValidationError", "ValidationError"):  # the second is used by the first only

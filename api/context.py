@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bookings.monitor import Bookings
 from ..sensors.site import Site
 from ..store import Store
 from .auth import Tokens
@@ -14,6 +15,7 @@ from .prometheus import HttpCounter
 from .ratelimit import Buckets
 from .settings import ApiSettings
 from .views import SpaceDocs
+from .webhooks import Webhooks
 
 
 @dataclass(slots=True)
@@ -31,3 +33,9 @@ class ApiContext:
     #: Where the API keeps its own state (bookings, webhook subscriptions and deliveries); None:
     #: those features are off and their routes answer 503 saying so.
     data_dir: Path | None = None
+    #: Webhook subscriptions and their delivery queue (``data_dir / "webhooks.db"``); None without a
+    #: data directory. Others emit through it: ``ctx.webhooks.emit("booking.no_show", {...})``.
+    webhooks: Webhooks | None = None
+    #: Bookings (``data_dir / "bookings.db"``), the no-show grace and the live no-show monitor; None
+    #: without a data directory (the bookings routes answer 503).
+    bookings: Bookings | None = None

@@ -19,19 +19,23 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-from ..cli import UsageError, mqtt_arg, port_arg, positive_int, site_arg, store_arg
+from ..bookings.compare import DEFAULT_GRACE
+from ..bookings.db import BookingDbError
+from ..cli import UsageError, mqtt_arg, port_arg, positive_float, positive_int, site_arg, store_arg
 from ..store import StoreError, open_store
 from .app import close_streams, create_app
 from .auth import TokenError, Tokens
 from .live import LiveState
 from .ratelimit import BURST, RATE
 from .settings import ApiSettings, SettingsError, parse_origins
+from .webhooks import KEEP_DAYS, MAX_ATTEMPTS, RETRY_HOURS, DeliveryPolicy, WebhookError
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="directory for the API's own state: bookings, webhook subscriptions and deliveries "
         "(default: beside a SQLite store; without one those features are off)",
     )
+    parser.add_argument(
+        "--noshow-grace",
+        type=positive_float,
+        default=DEFAULT_GRACE.total_seconds() / 60,
+        metavar="MINUTES",
+        help="minutes after a booking's start within which somebody must arrive, else it is a no-show "
+        f"(default {DEFAULT_GRACE.total_seconds() / 60:g})",
+    )
+    parser.add_argument(
+        "--webhook-retry-hours",
+        type=positive_float,
+        default=RETRY_HOURS,
+        metavar="H",
+        help=f"hours a webhook delivery is retried (30 s doubling to 1 h) before it is failed "
+        f"(default {RETRY_HOURS:g})",
+    )
+    parser.add_argument(
+        "--webhook-attempts",
+        type=positive_int,
+        default=MAX_ATTEMPTS,
+        metavar="N",
+        help=f"attempts per webhook delivery at most (default {MAX_ATTEMPTS})",
+    )
+    parser.add_argument(
+        "--webhook-keep-days",
+        type=positive_int,
+        default=KEEP_DAYS,
+        metavar="DAYS",
+        help=f"days finished webhook deliveries stay in the delivery log (default {KEEP_DAYS})",
+    )
 
 
 def run(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -135,7 +169,19 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         raise UsageError(str(exc)) from exc
     try:
         live = LiveState(args.site, args.mqtt)
-        app = create_app(args.site, live, store, tokens, settings_from(args), data_dir_of(args))
+        try:
+            app = create_app(
+                args.site,
+                live,
+                store,
+                tokens,
+                settings_from(args),
+                data_dir_of(args),
+                webhook_policy=webhook_policy_of(args),
+                noshow_grace=timedelta(minutes=float(args.noshow_grace)),
+            )
+        except (WebhookError, BookingDbError) as exc:
+            raise UsageError(str(exc)) from None
         serve_on(sock, app, stop, access_log=args.access_log, forwarded_allow_ips=args.forwarded_allow_ips)
     finally:
         store.close()
@@ -156,6 +202,15 @@ def data_dir_of(args: argparse.Namespace) -> Path | None:
     except OSError as exc:
         raise UsageError(f"--data-dir {path}: cannot create: {exc.strerror or exc}") from None
     return Path(path)
+
+
+def webhook_policy_of(args: argparse.Namespace) -> DeliveryPolicy:
+    """Webhook retries and the log's keeping time from the parsed arguments."""
+    return DeliveryPolicy(
+        retry_hours=float(args.webhook_retry_hours),
+        max_attempts=int(args.webhook_attempts),
+        keep_days=float(args.webhook_keep_days),
+    )
 
 
 def settings_from(args: argparse.Namespace) -> ApiSettings:

@@ -46,6 +46,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "aggregator": ("tila.aggregator.bench", "events/s against a bare subscriber, memory at 10k spaces"),
     "store": ("tila.store.bench", "utilisation over a year × 500 spaces in SQLite and InfluxDB"),
     "api": ("tila.api.bench", "sensor-to-browser latency, SSE fan-out to 1000 clients, /v1/spaces req/s"),
+    "scale": ("tila.aggregator.scale_bench", "20,000 sensors, 100 sites, one Mosquitto, two aggregators"),
+    "backfill": ("tila.sim.bench", "a year of simulated history into SQLite and InfluxDB: events/s, RSS"),
+    "report": ("tila.report.bench", "a year of the bundled site: store read, computation, charts, writing"),
 }
 
 

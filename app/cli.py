@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("tila.api.service", "the HTTP API and the pages"),
     "sim": ("tila.sim.service", "simulated sensor firmware for every sensor of a site"),
     "bench": ("tila.bench", "the benchmarks, printing figures and side-by-side ratios"),
+    "report": ("tila.report.service", "the continuation-assessment report (HTML with charts, CSV beside it)"),
+    "token": ("tila.tokens", "a new random API token and its hashed form for --tokens"),
+    "bookings": ("tila.bookings.cli", "bookings from iCalendar files and feeds, for no-shows and availability"),
 }
 
 
@@ -77,21 +80,39 @@ def site_arg(value: str) -> Any:
 
 
 def mqtt_arg(value: str) -> Any:
+    """A broker URL: no credentials at all, or a user with a real password (tila.secrets)."""
     from .mqtt import MqttUrl, UrlError
+    from .secrets import WeakSecretError, check_credentials, hide_password
 
     try:
-        return MqttUrl.parse(value)
+        url = MqttUrl.parse(value)
+        # A password_file's password is read into url.password at parsing (app/mqtt.py) and checked
+        # here like one written in the URL.
+        elsewhere = bool(getattr(url, "password_file", None))
+        check_credentials(url.username, url.password, f"MQTT URL {url}", password_elsewhere=elsewhere)
     except UrlError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+        raise argparse.ArgumentTypeError(hide_password(str(exc), value)) from exc
+    except WeakSecretError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return url
 
 
 def store_arg(value: str) -> Any:
+    """A store URL; InfluxDB credentials or token, when given, must be real ones (tila.secrets)."""
+    from .secrets import WeakSecretError, check_credentials, check_secret
     from .store import StoreUrlError, parse_store_url
 
     try:
-        return parse_store_url(value)
+        url = parse_store_url(value)
+        if url.kind == "influxdb":
+            check_credentials(url.username, url.password or None, f"store URL {url}")
+            if url.token:
+                check_secret(url.token, f"store URL {url}: the token")
     except StoreUrlError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+    except WeakSecretError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return url
 
 
 def positive_float(value: str) -> float:

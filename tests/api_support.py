@@ -20,9 +20,10 @@ from tila.sensors.site import DAYS, Site, parse_site
 from tila.store.sqlite import SqliteStore
 
 SITE = "lab"
-TOKENS = "host:host-token-1,analyst:analyst-token-1,admin:admin-token-1"
+TOKENS = "host:host-token-1,analyst:analyst-token-1,booking:booking-token-1,admin:admin-token-1"
 HOST = {"Authorization": "Bearer host-token-1"}
 ANALYST = {"Authorization": "Bearer analyst-token-1"}
+BOOKING = {"Authorization": "Bearer booking-token-1"}
 ADMIN = {"Authorization": "Bearer admin-token-1"}
 
 SITE_DOC: dict[str, Any] = {
@@ -101,7 +102,7 @@ def make_api(tmp_path: Path, live: LiveState | None = None, tokens: str = TOKENS
     site = live.site if live is not None else make_site()
     live = live or LiveState(site)
     store = SqliteStore(tmp_path / "tila.db")
-    return Api(site, live, store, create_app(site, live, store, tokens))
+    return Api(site, live, store, create_app(site, live, store, tokens, data_dir=tmp_path))
 
 
 # --------------------------------------------------------------------------------- server thread

@@ -22,7 +22,7 @@ def test_tokens_grant_scopes_and_admin_implies_the_others() -> None:
     t = Tokens.parse(f" host:h1 , analyst:a1,admin:{SECRET},host:shared,analyst:shared")
     assert t.scopes("h1") == {"host"}
     assert t.scopes("a1") == {"analyst"}
-    assert t.scopes(SECRET) == {"host", "analyst", "admin"}
+    assert t.scopes(SECRET) == {"host", "analyst", "booking", "admin"}
     assert t.scopes("shared") == {"host", "analyst"}
     assert t.scopes("nope") == frozenset()
     assert t.scopes("") == frozenset()

@@ -171,6 +171,107 @@ def test_store_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
     assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
 
 
+#: Every figure the scale group measures; those with a same-run baseline.
+SCALE_ROWS = {
+    "scale_start_half": False,
+    "scale_idle_cpu_half": False,
+    "scale_idle_rss_half": True,
+    **{
+        f"scale_{figure}_{step}": baseline
+        for step in ("low", "mid", "high")
+        for figure, baseline in (
+            ("absorbed", True),
+            ("lag_p50", False),
+            ("lag_p95", False),
+            ("cpu", False),
+            ("rss", True),
+            ("disk", False),
+            ("mosquitto_cpu", False),
+            ("mosquitto_rss", False),
+        )
+    },
+    "scale_saturate_two": True,
+    "scale_saturate_one": False,
+}
+
+
+@pytest.mark.integration
+def test_scale_bench_quick_prints_and_writes_every_row(tmp_path: Path, mosquitto_available: None) -> None:
+    out = tmp_path / "bench.json"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    res = bench(["--only", "scale", "--quick", "--json", str(out)], work, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = check_rows(
+        json.loads(out.read_text()),
+        "scale",
+        SCALE_ROWS,
+        ("scale_idle_cpu_", "scale_cpu_", "scale_mosquitto_cpu_", "scale_disk_"),
+    )
+    # Every event reached a journal once, nothing quarantined; both configurations saw every site.
+    for key in ("scale_saturate_two", "scale_saturate_one"):
+        assert "duplicates 0, quarantined 0" in rows[key]["note"], rows[key]["note"]
+    assert "one aggregator serving all 4 sites" in rows["scale_saturate_two"]["baseline_figure"]
+    line = next(ln for ln in res.stdout.splitlines() if "two aggregators, 1k events/s offered" in ln)
+    assert line.rstrip().endswith("×")
+    assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
+
+
+#: Every figure the backfill group measures; those with a same-run baseline.
+BACKFILL_ROWS = {
+    "backfill_one_process_events": True,
+    "backfill_sqlite_events": True,
+    "backfill_sqlite_days": False,
+    "backfill_sqlite_seconds": True,
+    "backfill_sqlite_cpu": True,
+    "backfill_sqlite_rows": False,
+    "backfill_sqlite_rss": False,
+    "backfill_influx_events": True,
+    "backfill_influx_days": True,
+    "backfill_influx_rows": False,
+    "backfill_influx_rss": True,
+}
+
+
+@pytest.mark.integration
+def test_backfill_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
+    require_influxd()
+    out = tmp_path / "bench.json"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    res = bench(["--only", "backfill", "--quick", "--json", str(out)], work, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = check_rows(json.loads(out.read_text()), "backfill", BACKFILL_ROWS)
+    # Both stores got the same week: 5 open days × 52 quarters × the bundled site's 50 spaces.
+    assert rows["backfill_sqlite_rows"]["value"] == rows["backfill_influx_rows"]["value"] == 13_000
+    assert "baseline: the same simulation in one process" in res.stdout
+    assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
+
+
+#: Every figure the report group measures; those with a same-run baseline (the shorter period).
+REPORT_ROWS = {
+    "report_history_rows": False,
+    "report_first_run": True,
+    **{f"report_{step}": True for step in ("read", "compute", "charts", "write", "total")},
+    "report_html_bytes": False,
+}
+
+
+def test_report_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    work = tmp_path / "tmp"
+    work.mkdir()
+    res = bench(["--only", "report", "--quick", "--json", str(out)], work, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = check_rows(json.loads(out.read_text()), "report", REPORT_ROWS)
+    # The four steps add up to the whole report.
+    steps = sum(rows[f"report_{k}"]["value"] for k in ("read", "compute", "charts", "write"))
+    assert steps == pytest.approx(rows["report_total"]["value"])
+    assert "share of the time: read" in rows["report_total"]["note"]
+    assert "report two months: the whole report" in res.stdout
+    assert not list(work.glob("tila-bench-*")), "temporary directories left behind"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -191,4 +292,4 @@ def test_ratio_is_value_over_same_run_baseline() -> None:
     assert Row("k", "f", None, "events/s", 200.0, "base").ratio is None
     assert Row("k", "f", 1.0, "s", 1.0, "b").to_dict("g")["ratio"] == 1.0
     assert "gateway" in GROUPS
-    assert {"aggregator", "store"} <= set(GROUPS)
+    assert {"aggregator", "store", "scale"} <= set(GROUPS)
