@@ -114,10 +114,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="with --backfill: the day after the last one written (default: today in the site's zone)",
     )
+    parser.add_argument(
+        "--bookings",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --backfill: also write simulated bookings of those days into DIR/bookings.db",
+    )
 
 
 def run(args: Any, stop: threading.Event) -> int:
-    if args.backfill is not None or args.store is not None or args.end is not None:
+    if args.backfill is not None or args.store is not None or args.end is not None or args.bookings:
         return run_backfill(args, stop)
     if args.site is None:
         raise UsageError("--site is required (a site file, or 'bundled')")
@@ -150,7 +157,9 @@ def run_backfill(args: Any, stop: threading.Event) -> int:
     from .backfill import backfill
 
     if args.backfill is None:
-        raise UsageError("--store and --end are for --backfill DAYS (live simulation publishes to --mqtt)")
+        raise UsageError(
+            "--store, --end and --bookings are for --backfill DAYS (live simulation publishes to --mqtt)"
+        )
     if args.store is None:
         raise UsageError("--backfill needs --store URL, the store to write the history to")
     live_only = [f"--{k}" for k in ("start", "truth", "duration") if getattr(args, k) is not None]
@@ -167,6 +176,7 @@ def run_backfill(args: Any, stop: threading.Event) -> int:
         start = end - timedelta(days=args.backfill)
     except OverflowError:
         raise UsageError(f"--backfill {args.backfill} days before {end} is before the year 1") from None
+    bookings = _bookings_db(args.bookings) if args.bookings is not None else None
     try:
         store = open_store(args.store)
         if not store.ping():
@@ -185,4 +195,33 @@ def run_backfill(args: Any, stop: threading.Event) -> int:
         store.close()
     span = f"{start}..{start + timedelta(days=result.days - 1)}" if result.days else "no days"
     print(f"backfilled {site.id} {span}: {result.summary()}", flush=True)
+    if bookings is not None and result.days:
+        from tila.bookings.db import BookingDbError
+
+        from .behaviour import Behaviour
+        from .bookings import as_import, simulated_bookings
+
+        last = start + timedelta(days=result.days)  # a stopped run: the days written
+        made = simulated_bookings(site, Behaviour(site, args.seed or 0), start, last, seed=args.seed or 0)
+        try:
+            written = bookings.replace(as_import(site, made, start, last))
+        except BookingDbError as exc:
+            log.error("simulated bookings not written: %s", exc)
+            return 1
+        print(
+            f"simulated bookings: {len(written.bookings)} in {bookings.path} ({written.replaced} replaced)",
+            flush=True,
+        )
     return 0
+
+
+def _bookings_db(path: Path) -> Any:
+    """``--bookings DIR``: its bookings.db, opened (and made) before anything is simulated."""
+    from tila.bookings.db import BookingDb, BookingDbError
+
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--bookings: not a directory: {path}")
+    try:
+        return BookingDb.in_dir(path)
+    except BookingDbError as exc:
+        raise UsageError(f"--bookings: {exc}") from exc
