@@ -617,7 +617,8 @@ class Webhooks:
                     if now >= next_purge:
                         next_purge = now + PURGE_EVERY
                         try:
-                            self.purge(now)
+                            # Off the loop: a month of finished deliveries can take SQLite a while.
+                            await asyncio.to_thread(self.purge, now)
                         except sqlite3.Error as exc:
                             log.warning("webhooks: purge failed: %s", exc)
                     sleep: float | None = None
@@ -625,7 +626,8 @@ class Webhooks:
                         busy = Counter(webhook for webhook, _ in inflight.values())
                         free = policy.concurrency - len(inflight)
                         if free > 0:
-                            for due in self._claim(now, free, busy):
+                            # Off the loop too: a backlog of a receiver's long outage is a big query.
+                            for due in await asyncio.to_thread(self._claim, now, free, busy):
                                 task = asyncio.create_task(self._send(client, due))
                                 inflight[due.id] = (due.webhook, task)
                                 task.add_done_callback(
@@ -710,13 +712,18 @@ class Webhooks:
         error: str | None = None
         t0 = time.perf_counter()
         try:
-            # Streamed and never read: only the status matters, and a receiver's body could be huge.
-            async with client.stream("POST", due.url, content=due.body, headers=headers) as answer:
-                code = answer.status_code
-                if answer.is_redirect:
-                    error = f"redirect to {answer.headers.get('location', '?')} not followed"
+            # httpx's timeout bounds each read, not the answer: one dribbled out a line at a time
+            # would hold the POST (and outlive its lease). The whole attempt gets ``timeout``.
+            async with asyncio.timeout(self.policy.timeout):
+                # Streamed and never read: only the status matters, and a receiver's body could be huge.
+                async with client.stream("POST", due.url, content=due.body, headers=headers) as answer:
+                    code = answer.status_code
+                    if answer.is_redirect:
+                        error = f"redirect to {answer.headers.get('location', '?')} not followed"
         except httpx.TimeoutException as exc:
             error = f"timed out after {self.policy.timeout:g} s ({type(exc).__name__})"
+        except TimeoutError:
+            error = f"timed out after {self.policy.timeout:g} s (the whole answer)"
         except Exception as exc:  # connection refused, TLS, DNS, a URL httpx refuses: all retried
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         latency = time.perf_counter() - t0

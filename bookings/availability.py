@@ -40,6 +40,11 @@ def availability(
     periods = site.open_intervals(now, now + timedelta(days=1))
     current = next(((a, b) for a, b in periods if a <= now < b), None)
     closes = current[1] if current is not None else None
+    # Opening hours come a day at a time: a site open round the clock (or past midnight into the
+    # next day's hours) does not close at midnight.
+    for a, b in periods:
+        if closes is not None and a <= closes < b:
+            closes = b
     by_space: dict[str, list[Booking]] = {}
     for bk in sorted(bookings, key=lambda b: b.start):
         by_space.setdefault(bk.space, []).append(bk)

@@ -157,6 +157,13 @@ class BookingDb:
         kept: list[Booking] = []
         with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
+            before = [
+                r[0]
+                for r in db.execute(
+                    "SELECT uid FROM bookings WHERE source = ? AND start >= ? AND start < ?",
+                    (result.source, a, b),
+                )
+            ]
             replaced = db.execute(
                 "DELETE FROM bookings WHERE source = ? AND start >= ? AND start < ?",
                 (result.source, a, b),
@@ -173,6 +180,15 @@ class BookingDb:
                     (bk.uid, bk.space, _ts(bk.start), _ts(bk.end), bk.source, bk.expected),
                 )
                 kept.append(bk)
+            # What the monitor decided stays only for a booking that is still there at the same
+            # space and times: a moved meeting (same UID, new times) is decided again, a removed
+            # one is forgotten (as delete() does).
+            db.executemany(
+                "DELETE FROM outcomes WHERE uid = ? AND NOT EXISTS (SELECT 1 FROM bookings b WHERE "
+                "b.uid = outcomes.uid AND b.space = outcomes.space AND b.start = outcomes.start "
+                'AND b."end" = outcomes."end")',
+                [(uid,) for uid in {*before, *(bk.uid for bk in kept)}],
+            )
             db.execute("COMMIT")
         return replace(result, bookings=tuple(kept), skipped=skipped, replaced=replaced)
 

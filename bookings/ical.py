@@ -31,6 +31,7 @@ import urllib.request
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -46,8 +47,10 @@ log = logging.getLogger(__name__)
 #: Largest calendar read (file or feed): a busy room's calendar over several years is well under
 #: 1 MB (an Outlook VEVENT is about 1–2 KB); 20 MB only stops a runaway download.
 MAX_BYTES = 20 * 1024 * 1024
-#: Seconds to wait on a feed (connect and each read).
+#: Seconds to wait on a feed: for the connection and the answer's headers, and for the whole body.
 FEED_TIMEOUT = 20.0
+#: Bytes read at a time from a feed.
+_CHUNK = 64 * 1024
 #: Events starting more than this many years after now are taken as typing mistakes (2062 for 2026).
 MAX_YEARS_AHEAD = 2
 #: The default window: a year back (no-show history for reports) and a year ahead.
@@ -108,9 +111,22 @@ def fetch(url: str, timeout: float = FEED_TIMEOUT, max_bytes: int = MAX_BYTES) -
     request = urllib.request.Request(
         url, headers={"Accept": "text/calendar, */*;q=0.5", "User-Agent": "tila-bookings"}
     )
+    # The socket timeout bounds each read only: a feed dribbling its calendar out would hold the
+    # import (and an API worker) for as long as it likes. The body gets ``timeout`` as a whole.
+    deadline = monotonic() + timeout
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            data = answer.read(max_bytes + 1)
+            chunks: list[bytes] = []
+            size = 0
+            while size <= max_bytes:
+                chunk = answer.read1(min(_CHUNK, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if monotonic() > deadline:
+                    raise TimeoutError
+            data = b"".join(chunks)
     except urllib.error.HTTPError as exc:
         raise CalendarError(f"feed {shown}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
@@ -433,17 +449,24 @@ class _Parser:
                 return self._skip("too_long", ev, recurring)
             if datetime.combine(ev_start, time(), tzinfo=self.site.tz) > self.limit:
                 return self._skip("too_far", ev, recurring)
-            if not self._in_window(datetime.combine(ev_start, time(), tzinfo=self.site.tz)):
-                return self._outside(ev, recurring)
+            # Each day is a booking of its own, and this import's if it starts in the window (the
+            # bookings starting there are what an import replaces), whichever day the event began.
+            closed = 0
             for i in range(days):
                 day = ev_start + timedelta(days=i)
+                if not self._in_window(datetime.combine(day, time(), tzinfo=self.site.tz)):
+                    continue
                 hours = self.site.hours_on(day)
                 if not hours:
-                    self.skipped["closed_day"] += 1
+                    closed += 1
                     continue
                 a = _local(day, hours[0][0], self.site.tz)
                 b = _local(day, hours[-1][1], self.site.tz)
                 spans.append((f"{base}/{day:%Y%m%d}" if days > 1 else base, a, b))
+            if not spans and not closed:
+                return self._outside(ev, recurring)
+            if closed:
+                self.skipped["closed_day"] += closed
         else:
             a = self._aware(ev_start)
             b = self._aware(ev_end) if isinstance(ev_end, datetime) else a

@@ -9,9 +9,9 @@ The rule (:func:`decide`), from the states the space had since the booking began
 
 The states come from :class:`tila.api.live.LiveState` (each change with the aggregator's ``since``,
 the moment the state began), so a booking that began before the API started is still judged from
-the retained states. A decision is kept in the bookings database (once per booking: a restart does
-not decide or announce it again), and a no-show is announced as the webhook event
-``booking.no_show``. Everything here runs on the API's event loop; the database and the webhook
+the retained states. A decision is kept in the bookings database (once per booking and its times:
+a restart does not decide it again, a booking moved to new times is), and a no-show is announced as
+the webhook event ``booking.no_show``, queued before the decision is kept (at least once). Everything here runs on the API's event loop; the database and the webhook
 outbox are called through ``asyncio.to_thread``.
 """
 
@@ -42,6 +42,10 @@ EVENT = "booking.no_show"
 REFRESH = 60.0
 #: State changes kept per space: the longest look back a decision needs is grace plus the refresh.
 KEEP = 6 * 3600.0
+#: Seconds after the monitor's start in which a space with no state seen yet is not decided: the
+#: broker's retained states arrive only once the API has connected (tila.mqtt retries after 1, 2 and
+#: 4 s), after the first look at the database. Past this, no state is missing data: ``unknown``.
+SETTLE = 10.0
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -90,12 +94,16 @@ class NoShowMonitor:
         self.decisions: Counter[str] = Counter()
         self._history: dict[str, list[tuple[float, str]]] = {}
         self._timers: dict[str, tuple[Booking, asyncio.TimerHandle]] = {}
-        self._done: set[str] = set()
+        #: Bookings decided (as they were then: a booking moved since is not among them).
+        self._done: set[Booking] = set()
+        #: Uids whose decision is under way (not planned again meanwhile).
+        self._deciding: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._remove: Callable[[], None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._started = 0.0
 
     # ------------------------------------------------------------------------------ life cycle
 
@@ -103,6 +111,7 @@ class NoShowMonitor:
         """Start watching (call on the event loop)."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._started = self.clock()
         self._remove = self.live.add_listener(self._on_change)
         for space in self.site.spaces:
             now = self.live.space(space.id)
@@ -180,17 +189,18 @@ class NoShowMonitor:
         # beginning before the next look.
         bookings = await asyncio.to_thread(self.db.query, lo, hi)
         # Only bookings still in view need remembering as decided.
-        self._done &= {b.uid for b in bookings}
-        fresh = [b for b in bookings if b.uid not in self._done]
+        self._done &= set(bookings)
+        fresh = [b for b in bookings if b not in self._done]
+        # The database keeps a decision only while its booking keeps its times (BookingDb.replace).
         decided = await asyncio.to_thread(self.db.decided, [b.uid for b in fresh])
-        self._done |= decided
+        self._done |= {b for b in fresh if b.uid in decided}
         wanted = {b.uid: b for b in fresh if b.uid not in decided}
         for uid, (bk, handle) in list(self._timers.items()):
             if wanted.get(uid) != bk:  # deleted, or moved: planned again below if still wanted
                 handle.cancel()
                 del self._timers[uid]
         for uid, bk in wanted.items():
-            if uid in self._timers:
+            if uid in self._timers or uid in self._deciding:
                 continue
             at = min(bk.start.timestamp() + self.grace.total_seconds(), bk.end.timestamp())
             handle = loop.call_later(max(0.0, at - now), self._fire, bk)
@@ -199,6 +209,7 @@ class NoShowMonitor:
     def _fire(self, bk: Booking) -> None:
         self._timers.pop(bk.uid, None)
         assert self._loop is not None
+        self._deciding.add(bk.uid)
         task = self._loop.create_task(self._decide(bk))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -209,20 +220,30 @@ class NoShowMonitor:
             if current != bk:
                 return  # deleted or changed since it was planned; the next look plans it again
             now = self.clock()
+            settled = self._started + SETTLE
+            if not self._history.get(bk.space) and now < settled and self._loop is not None:
+                # The API has just started and this space's retained state is not in yet.
+                handle = self._loop.call_later(min(1.0, settled - now), self._fire, bk)
+                self._timers[bk.uid] = (bk, handle)
+                return
             outcome = decide(
                 self._history.get(bk.space, []), bk.start.timestamp(), now, self._offline(bk.space)
             )
             at = datetime.fromtimestamp(now, UTC)
             d = Detected(bk.uid, bk.space, bk.start, bk.end, outcome, at, self.grace.total_seconds())
+            if outcome == "no_show" and self.emit is not None:
+                # Queued before the decision is kept: a failure or a stop in between decides and
+                # announces it again at the next look (at least once), never not at all.
+                await asyncio.to_thread(self.emit, EVENT, event_data(bk, self.grace, at))
             if not await asyncio.to_thread(self.db.record, d):
                 return
-            self._done.add(bk.uid)
+            self._done.add(bk)
             self.decisions[outcome] += 1
             log.info("booking %s of %s: %s", bk.uid[:64], bk.space, outcome)
-            if outcome == "no_show" and self.emit is not None:
-                await asyncio.to_thread(self.emit, EVENT, event_data(bk, self.grace, at))
         except Exception as exc:  # a database or outbox failure must not stop the monitor
             log.warning("no-show monitor: booking %s not decided: %s", bk.uid[:64], exc)
+        finally:
+            self._deciding.discard(bk.uid)
 
 
 @dataclass(slots=True)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import signal
+import socket
 import threading
+import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from api_support import ADMIN, ANALYST, HOST, SITE, make_site, space_payload, space_topic
-from conftest import Mosquitto, wait_for
+from conftest import Mosquitto, free_port, wait_for
 
 from tila.aggregator.buckets import Bucket
 from tila.api.app import create_app
@@ -462,7 +469,11 @@ def test_live_no_show_and_used_against_mosquitto(
         with TestClient(app2):
             monitor = app2.state.tila.bookings.monitor
             # its first look at the database finds both decided already
-            wait_for(lambda: {"live-free", "live-used"} <= monitor._done, 10, what="the first look")
+            wait_for(
+                lambda: {"live-free", "live-used"} <= {b.uid for b in monitor._done},
+                10,
+                what="the first look",
+            )
             assert monitor.decisions.total() == 0
         store2.close()
         assert len(_Receiver.got) == 1
@@ -513,3 +524,124 @@ def test_the_grace_reaches_the_api(tmp_path: Path) -> None:
         assert r.json()["grace_minutes"] == 5
         assert app.state.tila.bookings.monitor.grace == timedelta(minutes=5)
     store.close()
+
+
+def test_an_occurrence_of_a_series_is_deleted_by_its_uid(client: TestClient) -> None:
+    # Occurrences' uids hold a "/" (UID/RECURRENCE-ID); a client sends it percent-encoded.
+    cal = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tila tests//EN\r\nBEGIN:VEVENT\r\nUID:weekly-1\r\n"
+        b"DTSTART:20261110T080000Z\r\nDTEND:20261110T090000Z\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    params = {"from": "2026-11-01T00:00:00+02:00", "to": "2026-12-01T00:00:00+02:00"}
+    r = client.post(
+        "/v1/bookings/import", params={**params, "space": "room-a"}, content=cal, headers={**BOOKING, **ICS}
+    )
+    assert r.json()["imported"] == 2, r.text
+    uids = [b["uid"] for b in client.get("/v1/bookings", params=params, headers=HOST).json()]
+    assert uids == ["weekly-1/20261110T080000Z", "weekly-1/20261117T080000Z"]
+    r = client.delete(f"/v1/bookings/{quote(uids[0], safe='')}", headers=BOOKING)
+    assert r.status_code == 204, r.text
+    r = client.delete(f"/v1/bookings/{quote(uids[0], safe='')}", headers=BOOKING)
+    assert r.status_code == 404
+    left = [b["uid"] for b in client.get("/v1/bookings", params=params, headers=HOST).json()]
+    assert left == uids[1:]
+
+
+class _Dribbler:
+    """A feed that answers at once, then sends its calendar a line a second for two minutes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.closed = threading.Event()
+        self.connected = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/slow.ics"
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\n")
+                self.connected.set()
+                for n in range(120):
+                    if self.closed.wait(1.0):
+                        return
+                    conn.sendall(f"X-LINE-{n}:x\r\n".encode())
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+
+
+def test_sigterm_during_a_slow_feed_import_stops_the_api_at_once(tmp_path: Path, tila_proc: Any) -> None:
+    """The import's feed is fetched off the event loop; the API's stop does not wait for it."""
+    port = free_port()
+    api = tila_proc(
+        "api",
+        [
+            "api",
+            "--site",
+            "bundled",
+            "--mqtt",
+            "mqtt://127.0.0.1:1",
+            "--store",
+            f"sqlite:///{tmp_path / 'tila.db'}",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(port),
+            "--tokens",
+            "booking:booking-token-1",
+        ],
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _answers(f"{base}/healthz"), 30, what="the API")
+    slow = _Dribbler()
+    try:
+
+        def post() -> None:
+            request = urllib.request.Request(
+                f"{base}/v1/bookings/import",
+                data=json.dumps({"url": slow.url}).encode(),
+                headers={**BOOKING, "Content-Type": "application/json"},
+                method="POST",
+            )
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(request, timeout=60).read()
+
+        threading.Thread(target=post, daemon=True).start()
+        assert slow.connected.wait(30), "the API did not fetch the feed"
+        assert api.proc is not None
+        api.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        try:
+            api.wait(30)
+        finally:
+            took = time.monotonic() - t0
+        assert took < 8, f"the API took {took:.1f} s to stop"
+    finally:
+        slow.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False

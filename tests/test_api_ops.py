@@ -35,6 +35,7 @@ from api_support import (
     sse_events,
 )
 from conftest import TILA
+from fastapi.routing import APIRoute
 
 from tila.api import service
 from tila.api.app import create_app
@@ -128,7 +129,7 @@ def app_paths(app: Any) -> set[str]:
         if router is not None:
             paths |= app_paths(router)
         else:
-            paths.add(route.path)
+            paths.add(route.path_format if isinstance(route, APIRoute) else route.path)
     return paths
 
 

@@ -3,7 +3,10 @@ occupancy, availability and the live no-show rule, and ``tila bookings import``.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
+import json
+import socket
 import sqlite3
 import threading
 import time
@@ -16,12 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tila.aggregator.buckets import Bucket
+from tila.api.live import LiveState
 from tila.bookings import ical
 from tila.bookings.availability import availability
 from tila.bookings.compare import compare, load
-from tila.bookings.db import BookingDb, ConflictError
-from tila.bookings.model import Booking, BookingError, CalendarError
-from tila.bookings.monitor import decide
+from tila.bookings.db import BookingDb, ConflictError, Detected
+from tila.bookings.model import Booking, BookingError, CalendarError, ImportResult
+from tila.bookings.monitor import NoShowMonitor, decide
 from tila.cli import main
 from tila.sensors.site import DAYS, Site, parse_site
 from tila.store.sqlite import SqliteStore
@@ -609,3 +613,226 @@ def test_odd_rules_and_broken_properties_are_counted_skips(
         "unknown-zone": (local(2026, 10, 21, 15), local(2026, 10, 21, 16)),
         "duration": (local(2026, 10, 21, 20), local(2026, 10, 21, 20, 30)),
     }
+
+
+# ------------------------------------------------------------------------------ the live monitor
+
+
+async def _watch(
+    site: Site, db: BookingDb, emit: Any, until: Any, grace: timedelta = timedelta(seconds=0.3)
+) -> NoShowMonitor:
+    """A monitor over a LiveState that has seen room-a free for an hour, until ``until(monitor)``."""
+    live = LiveState(site)
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    live.deliver(
+        f"tila/v1/{site.id}/spaces/room-a/state",
+        json.dumps({"state": "free", "count": 0, "since": since}).encode(),
+    )
+    monitor = NoShowMonitor(site, live, db, grace, emit, refresh=0.2)
+    monitor.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not until(monitor) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await monitor.stop()
+    return monitor
+
+
+def test_a_no_show_whose_announcement_failed_is_announced_at_the_next_look(
+    site: Site, tmp_path: Path
+) -> None:
+    db = BookingDb.in_dir(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    db.add(Booking("bk-x", "room-a", now - timedelta(minutes=1), now + timedelta(hours=1), "api"))
+    calls: list[str] = []
+
+    def emit(event: str, data: dict[str, Any]) -> None:
+        calls.append(data["uid"])
+        if len(calls) == 1:  # the webhook queue failed for a moment
+            raise sqlite3.OperationalError("database is locked")
+
+    asyncio.run(_watch(site, db, emit, lambda m: len(calls) >= 2 and m.decisions.total() >= 1))
+    assert calls == ["bk-x", "bk-x"]
+    found = db.detected(now - timedelta(hours=1), now + timedelta(hours=1))
+    assert found["bk-x"].outcome == "no_show"
+
+
+def test_a_booking_moved_by_a_new_import_is_decided_again_at_its_new_time(site: Site, tmp_path: Path) -> None:
+    db = BookingDb.in_dir(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    lo, hi = now - timedelta(days=1), now + timedelta(days=1)
+    before = Booking("ev-1", "room-a", now - timedelta(hours=3), now - timedelta(hours=2), "file:a.ics")
+    db.replace(ImportResult("file:a.ics", (before,), start=lo, end=hi))
+    db.record(Detected("ev-1", "room-a", before.start, before.end, "used", before.start, 900.0))
+    assert db.decided(["ev-1"]) == {"ev-1"}
+    # the meeting was moved to now: same UID, new times
+    moved = Booking("ev-1", "room-a", now - timedelta(minutes=1), now + timedelta(hours=1), "file:a.ics")
+    db.replace(ImportResult("file:a.ics", (moved,), start=lo, end=hi))
+    assert db.decided(["ev-1"]) == set(), "what was decided for the old time is not this booking's"
+    # and an import that changes nothing keeps what was decided
+    db.record(Detected("ev-1", "room-a", moved.start, moved.end, "used", moved.start, 900.0))
+    db.replace(ImportResult("file:a.ics", (moved,), start=lo, end=hi))
+    assert db.decided(["ev-1"]) == {"ev-1"}
+    db.delete("ev-1")
+    db.replace(ImportResult("file:a.ics", (moved,), start=lo, end=hi))
+    # the monitor decides it at its new time
+    sent: list[dict[str, Any]] = []
+    monitor = asyncio.run(_watch(site, db, lambda e, d: sent.append(d), lambda m: sent))
+    assert [d["start"] for d in sent] == [moved.start.isoformat()]
+    assert db.detected(lo, hi)["ev-1"].start == moved.start
+    assert monitor.decisions == {"no_show": 1}
+
+
+def test_the_monitor_forgets_a_decision_when_the_booking_moves(site: Site, tmp_path: Path) -> None:
+    db = BookingDb.in_dir(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    lo, hi = now - timedelta(days=1), now + timedelta(days=1)
+    first = Booking("ev-2", "room-a", now - timedelta(minutes=2), now + timedelta(hours=1), "file:b.ics")
+    db.replace(ImportResult("file:b.ics", (first,), start=lo, end=hi))
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        live = LiveState(site)
+        since = (now - timedelta(hours=1)).isoformat()
+        live.deliver(
+            f"tila/v1/{site.id}/spaces/room-a/state",
+            json.dumps({"state": "free", "count": 0, "since": since}).encode(),
+        )
+        monitor = NoShowMonitor(
+            site, live, db, timedelta(seconds=0.3), lambda e, d: sent.append(d), refresh=0.2
+        )
+        monitor.start()
+        try:
+            await _until(lambda: len(sent) == 1)
+            # moved a minute later, while the monitor runs: decided again for its new time
+            later = Booking("ev-2", "room-a", now - timedelta(minutes=1), first.end, "file:b.ics")
+            await asyncio.to_thread(db.replace, ImportResult("file:b.ics", (later,), start=lo, end=hi))
+            monitor.poke()
+            await _until(lambda: len(sent) == 2)
+        finally:
+            await monitor.stop()
+
+    asyncio.run(run())
+    assert [d["start"] for d in sent] == [
+        first.start.isoformat(),
+        (now - timedelta(minutes=1)).isoformat(),
+    ]
+
+
+async def _until(cond: Any, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+class Dribbler:
+    """A feed that answers at once and then sends its calendar a line every 0.2 s for a minute: no
+    single read waits long, the whole calendar never comes in time."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.closed = threading.Event()
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/rooms/slow.ics"
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\n")
+                for n in range(300):
+                    if self.closed.wait(0.2):
+                        return
+                    conn.sendall(f"X-LINE-{n}:x\r\n".encode())
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+
+
+def test_a_feed_dribbling_its_calendar_out_is_cut_off_at_the_timeout(site: Site) -> None:
+    slow = Dribbler()
+    try:
+        with pytest.raises(CalendarError, match="no answer within 1 s") as info:
+            ical.fetch(slow.url, timeout=1.0)
+        assert "slow.ics" not in str(info.value)
+    finally:
+        slow.close()
+
+
+def test_a_booking_running_when_the_api_starts_waits_for_the_retained_states(
+    site: Site, tmp_path: Path
+) -> None:
+    """After a restart the broker's retained states arrive a moment after the monitor's first look:
+    a booking begun before is judged from them, not decided ``unknown`` before they are in."""
+    db = BookingDb.in_dir(tmp_path)
+    now = datetime.now(UTC).replace(microsecond=0)
+    db.add(Booking("bk-r", "room-a", now - timedelta(minutes=30), now + timedelta(hours=1), "api"))
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> NoShowMonitor:
+        live = LiveState(site)
+        monitor = NoShowMonitor(
+            site, live, db, timedelta(minutes=15), lambda e, d: sent.append(d), refresh=0.2
+        )
+        monitor.start()
+        try:
+            await asyncio.sleep(0.5)  # the broker's retained states come in
+            since = (now - timedelta(hours=1)).isoformat()
+            live.deliver(
+                f"tila/v1/{site.id}/spaces/room-a/state",
+                json.dumps({"state": "free", "count": 0, "since": since}).encode(),
+            )
+            await _until(lambda: monitor.decisions.total() == 1)
+        finally:
+            await monitor.stop()
+        return monitor
+
+    monitor = asyncio.run(run())
+    assert monitor.decisions == {"no_show": 1}
+    assert [d["uid"] for d in sent] == ["bk-r"]
+
+
+def test_the_days_of_a_multi_day_all_day_event_inside_the_window_are_imported(site: Site) -> None:
+    """An import replaces its source's bookings starting in the window: the days of a Monday-to-
+    Friday event that lie in a window beginning on Tuesday must be imported again, not lost."""
+    cal = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tila tests//EN\r\nBEGIN:VEVENT\r\nUID:course-1\r\n"
+        b"DTSTART;VALUE=DATE:20261109\r\nDTEND;VALUE=DATE:20261114\r\nLOCATION:room-a\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    r = ical.parse(cal, site, source="file:x", start=local(2026, 11, 10), end=local(2026, 12, 1), now=NOV[0])
+    assert [b.uid for b in r.bookings] == [f"course-1/202611{d}" for d in (10, 11, 12, 13)]
+    assert r.bookings[0].start == local(2026, 11, 10, 8) and not r.skipped
+    r = ical.parse(cal, site, source="file:x", start=local(2026, 11, 1), end=local(2026, 11, 11), now=NOV[0])
+    assert [b.uid for b in r.bookings] == ["course-1/20261109", "course-1/20261110"]
+    r = ical.parse(cal, site, source="file:x", start=local(2026, 11, 16), end=local(2026, 12, 1), now=NOV[0])
+    assert r.bookings == () and r.skipped == {"outside_window": 1}
+
+
+def test_free_until_runs_past_midnight_when_the_site_stays_open(site: Site) -> None:
+    doc = {**SITE_DOC, "site": {**SITE_DOC["site"], "opening_hours": {d: "00:00-24:00" for d in DAYS}}}
+    always = parse_site(doc, "<always open>")
+    now = local(2026, 11, 10, 23, 30)
+    later = [Booking("n1", "room-b", local(2026, 11, 11, 7), local(2026, 11, 11, 8), "api")]
+    (b,) = availability(always, ["room-b"], {"room-b": "free"}, later, now)
+    assert (b.free_now, b.free_until) == (True, local(2026, 11, 11, 7))
+    (b,) = availability(always, ["room-b"], {"room-b": "free"}, [], now)
+    assert b.free_until == now + timedelta(days=1)  # open all the day ahead looked at

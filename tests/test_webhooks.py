@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import random
+import socket
 import stat
 import subprocess
 import threading
@@ -579,3 +580,137 @@ def test_space_state_from_retained_states(
         for space in ("desk-01", "room-a"):
             publisher.publish(space_topic(space, site_id), b"", qos=1, retain=True).wait_for_publish(5)
         publisher.stop()
+
+
+class Trickler:
+    """A receiver that answers a POST's headers one line at a time, a line every 0.2 s, for a
+    minute: no single read waits long, the answer as a whole never comes in time."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.requests = 0
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+
+    def _serve(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.requests += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for n in range(300):
+                    if self.closed.wait(0.2):
+                        return
+                    conn.sendall(f"X-Slow-{n}: yes\r\n".encode())
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.closed.set()
+        self.sock.close()
+
+
+def test_an_answer_that_never_completes_is_a_timeout_within_the_limit(
+    tmp_path: Path, store: SqliteStore
+) -> None:
+    """The timeout bounds the whole attempt, not each read: a receiver dribbling its answer out is a
+    failed attempt after ``timeout`` seconds (and its lease cannot run out while it is under way)."""
+    slow = Trickler()
+    try:
+        app = make_app(store, tmp_path, DeliveryPolicy(first_retry=60, timeout=1.0))
+        with TestClient(app) as client:
+            subscribe(client, slow.url, ["booking.no_show"])
+            hooks_of(app).emit("booking.no_show", NO_SHOW)
+            (d,) = wait_for(
+                lambda: [d for d in deliveries(client) if d["attempts"]], 20, what="the first attempt's end"
+            )
+            (attempt,) = d["attempts"]
+            assert attempt["status_code"] is None
+            assert attempt["error"].startswith("timed out after 1 s"), attempt
+            assert d["status"] == "pending" and slow.requests == 1
+    finally:
+        slow.close()
+
+
+class _Watched(Webhooks):
+    """The real queue, noting which thread runs its bulk queue work (purge, claim)."""
+
+    threads: list[tuple[str, str]] = []
+
+    def purge(self, now: float | None = None) -> int:
+        type(self).threads.append(("purge", threading.current_thread().name))
+        return super().purge(now)
+
+    def _claim(self, now: float, n: int, busy: Any) -> Any:
+        type(self).threads.append(("claim", threading.current_thread().name))
+        return super()._claim(now, n, busy)
+
+
+def test_the_worker_keeps_bulk_queue_work_off_the_event_loop(tmp_path: Path, receiver: Receiver) -> None:
+    """A purge of a month of deliveries, or a claim over a large backlog, would stall the API's event
+    loop (the live state, the streams) for as long as SQLite takes."""
+    import asyncio
+
+    _Watched.threads = []
+    hooks = _Watched(tmp_path / "webhooks.db", FAST)
+
+    async def run() -> str:
+        await hooks.start()
+        try:
+            await asyncio.to_thread(hooks.create, receiver.url, ["*"])
+            await asyncio.to_thread(hooks.emit, "booking.no_show", NO_SHOW)
+            deadline = time.monotonic() + 15
+            while not receiver.requests and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            await hooks.stop()
+        return threading.current_thread().name
+
+    try:
+        loop_thread = asyncio.run(run())
+    finally:
+        hooks.close()
+    assert receiver.requests
+    assert {what for what, _ in _Watched.threads} == {"purge", "claim"}
+    assert [t for _, t in _Watched.threads if t == loop_thread] == []
+
+
+def test_a_locked_queue_is_a_503_not_a_500(tmp_path: Path, store: SqliteStore, receiver: Receiver) -> None:
+    """Another process holding webhooks.db (a backup, a stuck sqlite3 shell) past the busy timeout."""
+    import sqlite3
+
+    app = make_app(store, tmp_path)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        sub = subscribe(client, receiver.url, ["booking.no_show"])
+        other = sqlite3.connect(tmp_path / "webhooks.db", isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            r = client.post("/v1/webhooks", json={"url": receiver.url, "events": ["*"]}, headers=BOOKING)
+            assert r.status_code == 503, r.text
+            assert r.json()["detail"].startswith("the webhooks database failed: ")
+            r = client.post(f"/v1/webhooks/{sub['id']}/ping", headers=BOOKING)
+            assert r.status_code == 503, r.text
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert client.post(f"/v1/webhooks/{sub['id']}/ping", headers=BOOKING).status_code == 202
+
+
+def test_a_repeated_delivery_filter_is_422(tmp_path: Path, store: SqliteStore, receiver: Receiver) -> None:
+    app = make_app(store, tmp_path)
+    with TestClient(app) as client:
+        r = client.get("/v1/webhooks/deliveries?webhook=a&webhook=b", headers=BOOKING)
+        assert r.status_code == 422 and "webhook: give this parameter once" in r.text, r.text
+        assert client.get("/v1/webhooks/deliveries?webhook=a", headers=BOOKING).json() == []

@@ -11,15 +11,19 @@
 Without a data directory every route here answers 503 ``bookings need --data-dir``. The POST
 routes read their bodies themselves, after the token check: a body parameter would be parsed (and
 a broken one refused with 422) before it. The database and feeds are blocking I/O: plain ``def``
-routes run in FastAPI's thread pool, the others hand it to a thread.
+routes run in FastAPI's thread pool, the others hand it to a thread (an import to a daemon thread
+of its own, so that a slow feed never holds the API's stop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, Security, status
 from fastapi.exceptions import RequestValidationError
@@ -39,6 +43,7 @@ from ..models import ErrorOut, IsoTime, ValidationErrorOut
 from .utilisation import FromQ, Ids, ToQ, When, select
 
 router = APIRouter(tags=["bookings"])
+T = TypeVar("T")
 
 #: Bytes of iCalendar accepted in a request body: a room's calendar for a year or two. The API's
 #: general body limit (api/headers.py, 64 KiB) refuses a larger declared Content-Length first; larger
@@ -439,7 +444,7 @@ async def add_booking(
 
 
 @router.delete(
-    "/v1/bookings/{uid}",
+    "/v1/bookings/{uid:path}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**AUTH_RESPONSES, 404: {"model": ErrorOut, "description": "no such booking"}, **R503},
     summary="Remove one booking",
@@ -522,13 +527,40 @@ async def import_bookings(
         return bookings.db.replace(parsed)
 
     try:
-        result = await asyncio.to_thread(run)
+        result = await _in_daemon_thread(run)
     except BookingDbError as exc:
         raise _db_failed(exc) from None
     except BookingError as exc:  # CalendarError included: a broken file or an unreachable feed
         raise _bad_body("url" if url else "calendar", str(exc)) from None
     bookings.changed()
     return result.summary()
+
+
+async def _in_daemon_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own that the API's stop does not wait for: asyncio.to_thread's
+    threads are joined when the event loop closes, so a feed still answering (up to FEED_TIMEOUT)
+    would hold a SIGTERM'd API. Stopped midway, nothing is written (replace is one transaction)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, exc: BaseException | None) -> None:
+        if done.done():  # the request was cancelled meanwhile
+            return
+        if exc is not None:
+            done.set_exception(exc)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, exc = work(), None
+        except BaseException as e:  # handed to the awaiting route, which answers it
+            result, exc = None, e
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=run, name="tila-bookings-import", daemon=True).start()
+    return await done
 
 
 def _bad_body(field: str | None, message: str) -> RequestValidationError:

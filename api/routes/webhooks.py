@@ -7,6 +7,9 @@ a data directory the API keeps no webhooks and every route here answers 503. The
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
@@ -38,7 +41,10 @@ BookingDep = Annotated[frozenset[str], Depends(require("booking"))]
 
 RESPONSES: dict[int | str, dict[str, object]] = {
     **AUTH_RESPONSES,
-    503: {"model": ErrorOut, "description": "webhooks are off: the API runs without --data-dir"},
+    503: {
+        "model": ErrorOut,
+        "description": "webhooks are off (the API runs without --data-dir), or webhooks.db failed",
+    },
 }
 
 
@@ -49,6 +55,19 @@ async def get_webhooks(ctx: CtxDep) -> Webhooks:
 
 
 WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
+
+
+@contextmanager
+def _queue() -> Iterator[None]:
+    """webhooks.db failing (locked by another process past the busy timeout, a full disk): 503."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"the webhooks database failed: {str(exc)[:120]}"
+        ) from None
+
+
 _DELIVERY_PARAMS = frozenset({"webhook", "status", "limit"})
 EventName = Literal["space.state", "booking.no_show", "*"]
 WebhookId = Annotated[str, Path(max_length=64, description="the id given at creation")]
@@ -193,7 +212,8 @@ async def create_webhook(request: Request, _: BookingDep, hooks: WebhooksDep, ct
             )
     try:
         # SQLite: off the event loop.
-        sub = await run_in_threadpool(hooks.create, body.url, body.events, body.spaces, body.secret)
+        with _queue():
+            sub = await run_in_threadpool(hooks.create, body.url, body.events, body.spaces, body.secret)
     except WebhookError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     return WebhookCreated(**_out(sub).model_dump(), secret=sub.secret)
@@ -201,7 +221,8 @@ async def create_webhook(request: Request, _: BookingDep, hooks: WebhooksDep, ct
 
 @router.get("", response_model=list[WebhookOut], responses=RESPONSES, summary="Every webhook (no secrets)")
 def list_webhooks(_: BookingDep, hooks: WebhooksDep) -> list[WebhookOut]:
-    return [_out(s) for s in hooks.subscriptions()]
+    with _queue():
+        return [_out(s) for s in hooks.subscriptions()]
 
 
 @router.get(
@@ -226,7 +247,12 @@ def list_deliveries(
     if unknown:
         known = ", ".join(sorted(_DELIVERY_PARAMS))
         raise invalid(unknown[0][:40], f"unknown parameter (known: {known})", unknown[0][:40])
-    return [_delivery_out(d) for d in hooks.deliveries(webhook, status_, limit)]
+    # Nor would a repeated one (``?webhook=a&webhook=b`` lists b's alone).
+    repeated = sorted(k for k in _DELIVERY_PARAMS if len(request.query_params.getlist(k)) > 1)
+    if repeated:
+        raise invalid(repeated[0], "give this parameter once")
+    with _queue():
+        return [_delivery_out(d) for d in hooks.deliveries(webhook, status_, limit)]
 
 
 @router.delete(
@@ -237,7 +263,9 @@ def list_deliveries(
     summary="Delete a webhook; its pending deliveries end as failed",
 )
 def delete_webhook(webhook_id: WebhookId, _: BookingDep, hooks: WebhooksDep) -> Response:
-    if not hooks.delete(webhook_id):
+    with _queue():
+        gone = hooks.delete(webhook_id)
+    if not gone:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no webhook {webhook_id[:64]!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -250,7 +278,8 @@ def delete_webhook(webhook_id: WebhookId, _: BookingDep, hooks: WebhooksDep) -> 
     summary="Queue a ping event to one webhook",
 )
 def ping_webhook(webhook_id: WebhookId, _: BookingDep, hooks: WebhooksDep) -> PingOut:
-    delivery = hooks.ping(webhook_id)
+    with _queue():
+        delivery = hooks.ping(webhook_id)
     if delivery is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no webhook {webhook_id[:64]!r}")
     return PingOut(delivery=delivery)
