@@ -171,7 +171,7 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """A Mosquitto on a free loopback port, configured like tila's brokers (deploy/mosquitto.conf)."""
+    """A Mosquitto on a free loopback port, configured like tila's brokers (deploy/mosquitto/mosquitto.conf)."""
 
     def __init__(self, workdir: Path) -> None:
         import shutil
@@ -191,7 +191,7 @@ class Mosquitto:
             # to the disk the outbox figures are measured on.
             "persistence false\n"
             # As tila's brokers: keep every QoS 1 message for a client that is behind (the default
-            # keeps 1000 and drops the rest), and as many in flight as deploy/mosquitto.conf.
+            # keeps 1000 and drops the rest), and as many in flight as deploy/mosquitto/mosquitto.conf.
             "max_queued_messages 0\n"
             "max_inflight_messages 100\n"
             f"log_dest file {self.dir}/mosquitto.log\n"
