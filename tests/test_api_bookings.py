@@ -6,7 +6,6 @@ import contextlib
 import http.server
 import json
 import signal
-import socket
 import threading
 import time
 import urllib.error
@@ -21,6 +20,7 @@ from urllib.parse import quote
 import pytest
 from api_support import ADMIN, ANALYST, HOST, SITE, make_site, space_payload, space_topic
 from conftest import Mosquitto, free_port, wait_for
+from slow_http import CALENDAR_HEAD, SlowHttp
 
 from tila.aggregator.buckets import Bucket
 from tila.api.app import create_app
@@ -548,45 +548,6 @@ def test_an_occurrence_of_a_series_is_deleted_by_its_uid(client: TestClient) -> 
     assert left == uids[1:]
 
 
-class _Dribbler:
-    """A feed that answers at once, then sends its calendar a line a second for two minutes."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.closed = threading.Event()
-        self.connected = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/slow.ics"
-
-    def _serve(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\n")
-                self.connected.set()
-                for n in range(120):
-                    if self.closed.wait(1.0):
-                        return
-                    conn.sendall(f"X-LINE-{n}:x\r\n".encode())
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.closed.set()
-        self.sock.close()
-
-
 def test_sigterm_during_a_slow_feed_import_stops_the_api_at_once(tmp_path: Path, tila_proc: Any) -> None:
     """The import's feed is fetched off the event loop; the API's stop does not wait for it."""
     port = free_port()
@@ -610,7 +571,7 @@ def test_sigterm_during_a_slow_feed_import_stops_the_api_at_once(tmp_path: Path,
     )
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(f"{base}/healthz"), 30, what="the API")
-    slow = _Dribbler()
+    slow = SlowHttp(CALENDAR_HEAD, "X-LINE-{n}:x\r\n", "/slow.ics", interval=1.0, lines=120)
     try:
 
         def post() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
-import socket
 import sqlite3
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from slow_http import CALENDAR_HEAD, SlowHttp
 
 from tila.aggregator.buckets import Bucket
 from tila.api.live import LiveState
@@ -727,48 +727,13 @@ async def _until(cond: Any, timeout: float = 15) -> None:
         await asyncio.sleep(0.05)
 
 
-class Dribbler:
-    """A feed that answers at once and then sends its calendar a line every 0.2 s for a minute: no
-    single read waits long, the whole calendar never comes in time."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.closed = threading.Event()
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/rooms/slow.ics"
-
-    def _serve(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\n")
-                for n in range(300):
-                    if self.closed.wait(0.2):
-                        return
-                    conn.sendall(f"X-LINE-{n}:x\r\n".encode())
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.closed.set()
-        self.sock.close()
+def dribbler() -> SlowHttp:
+    """A feed that sends its calendar a line every 0.2 s for a minute."""
+    return SlowHttp(CALENDAR_HEAD, "X-LINE-{n}:x\r\n", "/rooms/slow.ics")
 
 
 def test_a_feed_dribbling_its_calendar_out_is_cut_off_at_the_timeout(site: Site) -> None:
-    slow = Dribbler()
+    slow = dribbler()
     try:
         with pytest.raises(CalendarError, match="no answer within 1 s") as info:
             ical.fetch(slow.url, timeout=1.0)

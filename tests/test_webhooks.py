@@ -8,7 +8,6 @@ import hmac
 import json
 import os
 import random
-import socket
 import stat
 import subprocess
 import threading
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 from api_support import TOKENS, make_site, space_payload, space_topic
 from conftest import TILA, Mosquitto, free_port, wait_for
+from slow_http import SlowHttp
 
 from tila import __version__
 from tila.api.app import create_app
@@ -582,44 +582,9 @@ def test_space_state_from_retained_states(
         publisher.stop()
 
 
-class Trickler:
-    """A receiver that answers a POST's headers one line at a time, a line every 0.2 s, for a
-    minute: no single read waits long, the answer as a whole never comes in time."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.requests = 0
-        self.closed = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
-
-    def _serve(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.requests += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\n")
-                for n in range(300):
-                    if self.closed.wait(0.2):
-                        return
-                    conn.sendall(f"X-Slow-{n}: yes\r\n".encode())
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.closed.set()
-        self.sock.close()
+def trickler() -> SlowHttp:
+    """A receiver that answers a POST's headers a line every 0.2 s, for a minute."""
+    return SlowHttp(b"HTTP/1.1 200 OK\r\n", "X-Slow-{n}: yes\r\n", "/hook")
 
 
 def test_an_answer_that_never_completes_is_a_timeout_within_the_limit(
@@ -627,7 +592,7 @@ def test_an_answer_that_never_completes_is_a_timeout_within_the_limit(
 ) -> None:
     """The timeout bounds the whole attempt, not each read: a receiver dribbling its answer out is a
     failed attempt after ``timeout`` seconds (and its lease cannot run out while it is under way)."""
-    slow = Trickler()
+    slow = trickler()
     try:
         app = make_app(store, tmp_path, DeliveryPolicy(first_retry=60, timeout=1.0))
         with TestClient(app) as client:
@@ -639,7 +604,7 @@ def test_an_answer_that_never_completes_is_a_timeout_within_the_limit(
             (attempt,) = d["attempts"]
             assert attempt["status_code"] is None
             assert attempt["error"].startswith("timed out after 1 s"), attempt
-            assert d["status"] == "pending" and slow.requests == 1
+            assert d["status"] == "pending" and slow.connections == 1
     finally:
         slow.close()
 
